@@ -1,0 +1,221 @@
+"""The `faceparse-edge` command line. Torch is imported only inside the commands that need it."""
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from .classes import CLASS_NAMES
+from .errors import FaceparseError
+from .fileio import write_text_atomic
+from .progress import console
+
+app = typer.Typer(
+    help="faceparse-edge: a small CelebAMask-HQ face parser for edge devices.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+data_app = typer.Typer(help="Prepare and inspect datasets (images/ + masks/ + splits/).", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+out = console.__class__()  # stdout console for results; progress and logs go to stderr
+
+WeightsOpt = typer.Option(None, "--weights", "-w", help="Model weights (.safetensors or checkpoint .pt); default: the shipped model.")
+JsonOpt = typer.Option(None, "--json", help="Also write the result as JSON to this file.")
+
+
+class Tta(str, Enum):
+    none = "none"
+    flip = "flip"
+
+
+def write_json(path: Optional[Path], payload) -> None:
+    if path is not None:
+        write_text_atomic(path, json.dumps(payload, indent=2) + "\n")
+        console.print(f"wrote {path}")
+
+
+def _model_summary(model) -> dict:
+    from .toolkit.model import count_parameters
+
+    return {
+        "config": model.config.to_dict(),
+        "params": count_parameters(model),
+        "input_size": model.config.input_size,
+        "classes": list(CLASS_NAMES),
+    }
+
+
+@app.command()
+def info(weights: Optional[Path] = WeightsOpt, json_file: Optional[Path] = JsonOpt):
+    """Show a model's configuration, trainable parameter count, input size and classes."""
+    from .toolkit.checkpoint import DEFAULT_WEIGHTS, load_model
+    from .toolkit.model import PRESETS
+
+    model = load_model(weights)
+    summary = {"weights": str(weights or DEFAULT_WEIGHTS), **_model_summary(model)}
+    preset = next((name for name, p in PRESETS.items() if _same_architecture(p, model.config)), "custom")
+    summary["preset"] = preset
+    table = Table(title=f"faceparse-edge model: {summary['weights']}", show_header=False)
+    table.add_row("preset", preset)
+    table.add_row("trainable parameters", f"{summary['params']:,}")
+    table.add_row("input size", f"{model.config.input_size} x {model.config.input_size}")
+    for key, value in summary["config"].items():
+        table.add_row(key, str(value))
+    table.add_row("classes", ", ".join(f"{i}:{n}" for i, n in enumerate(CLASS_NAMES)))
+    out.print(table)
+    write_json(json_file, summary)
+
+
+def _same_architecture(a, b) -> bool:
+    skip = {"width", "input_size", "mean", "std"}
+    da, db = a.to_dict(), b.to_dict()
+    return all(da[k] == db[k] for k in da if k not in skip)
+
+
+@data_app.command("prepare")
+def data_prepare(
+    src: Path = typer.Argument(..., help="The official CelebAMask-HQ release folder."),
+    out_dir: Path = typer.Argument(..., help="Where to write images/, masks/ and splits/."),
+    size: int = typer.Option(512, help="Output side length in pixels."),
+):
+    """Convert the official CelebAMask-HQ release into the images/ + masks/ + splits/ layout."""
+    from .toolkit.prepare import prepare
+
+    counts = prepare(src, out_dir, size)
+    out.print(f"wrote {sum(counts.values())} pairs to {out_dir} (" + ", ".join(f"{k} {v}" for k, v in counts.items()) + ")")
+
+
+@data_app.command("stats")
+def data_stats(
+    data: Path = typer.Argument(..., help="Dataset directory."),
+    split: Optional[str] = typer.Option(None, help="Use only the ids in splits/<name>.txt."),
+    json_file: Optional[Path] = JsonOpt,
+):
+    """Class distribution (pixels, share, images containing each class) and per-channel mean/std."""
+    from .toolkit.stats import dataset_stats
+
+    stats = dataset_stats(data, split)
+    table = Table(title=f"{data} ({stats['images']} images)")
+    for col in ("id", "class", "pixels", "share %", "images"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    for c in stats["classes"]:
+        table.add_row(str(c["id"]), c["name"], f"{c['pixels']:,}", f"{c['share']:.3f}", str(c["images"]))
+    out.print(table)
+    out.print(f"mean (RGB, 0..1): {stats['mean']}   std: {stats['std']}")
+    if stats["left_right_swapped"]:
+        out.print(f"{len(stats['left_right_swapped'])} masks have left/right labels reversed "
+                  "(l_ classes on the image's left); `train` fixes them unless --no-fix-left-right")
+    write_json(json_file, stats)
+
+
+@app.command()
+def train(
+    data: Path = typer.Option(..., help="Dataset directory (images/, masks/, splits/)."),
+    out_dir: Path = typer.Option(Path("runs/train"), "--out", help="Run folder: checkpoints, metrics, curves."),
+    preset: str = typer.Option("edge", help="Model preset: edge (default) or seed (the reference design)."),
+    width: Optional[str] = typer.Option(None, help="Encoder width multiplier, or 'auto' to fill the parameter budget."),
+    budget: int = typer.Option(2_000_000, help="Trainable parameter budget."),
+    imgsz: int = typer.Option(256, help="Training and inference input size."),
+    epochs: Optional[int] = typer.Option(None, help="Epochs (default 60; with --resume, extends the run)."),
+    batch: int = typer.Option(16, help="Batch size."),
+    lr: float = typer.Option(3e-3, help="Peak learning rate."),
+    weight_decay: float = typer.Option(1e-4, help="Weight decay."),
+    optimizer: str = typer.Option("adamw", help="adam or adamw."),
+    scheduler: str = typer.Option("cosine", help="cosine, linear or plateau (all with warm-up)."),
+    warmup: float = typer.Option(2.0, help="Warm-up epochs."),
+    loss: str = typer.Option("ce:1,lovasz:0.5", help="Weighted sum of ce, wce, lovasz, dice, jaccard."),
+    lovasz_pixels: int = typer.Option(16384, help="Pixels sampled per batch for Lovasz-softmax (0 = all)."),
+    patience: int = typer.Option(0, help="Early stopping patience in epochs (0 = off)."),
+    seed: int = typer.Option(0, help="Random seed."),
+    fix_left_right: bool = typer.Option(True, help="Swap the labels of training masks whose left/right pairs are reversed."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    train_split: str = typer.Option("train", help="Training split name."),
+    val_split: str = typer.Option("val", help="Validation split name."),
+    resume: bool = typer.Option(False, help="Continue the run in --out from its last checkpoint."),
+    json_file: Optional[Path] = JsonOpt,
+):
+    """Train a face parser from scratch (CPU by default, CUDA with mixed precision when present)."""
+    from .toolkit.train import TrainConfig, train as run_training
+
+    cfg = TrainConfig(
+        data=str(data), out=str(out_dir), train_split=train_split, val_split=val_split, epochs=epochs or 0,
+        batch_size=batch, lr=lr, weight_decay=weight_decay, optimizer=optimizer, scheduler=scheduler,
+        warmup_epochs=warmup, loss=loss, lovasz_pixels=lovasz_pixels, patience=patience, seed=seed, device=device,
+        fix_left_right=fix_left_right,
+    )
+    model_config = None
+    if not resume:
+        cfg.epochs = epochs or 60
+        model_config = _model_config(preset, width, budget, imgsz, data, train_split)
+    write_json(json_file, run_training(cfg, model_config, resume=resume))
+
+
+def _model_config(preset, width, budget, imgsz, data, split):
+    from dataclasses import replace
+
+    from .toolkit.data import channel_mean_std, list_samples, load_pair, resize_pair
+    from .toolkit.model import PRESETS, build_model, fit_width
+
+    if preset not in PRESETS:
+        raise FaceparseError(f"unknown preset '{preset}'; choose from {', '.join(PRESETS)}")
+    config = replace(PRESETS[preset], input_size=imgsz)
+    if width == "auto":
+        config = fit_width(config, budget)
+    elif width is not None:
+        try:
+            config = replace(config, width=float(width))
+        except ValueError:
+            raise FaceparseError(f"--width must be a number or 'auto', got '{width}'") from None
+    build_model(config, budget)  # fail early on an over-budget configuration
+    samples = list_samples(data, split)
+    mean, std = channel_mean_std(resize_pair(*load_pair(s), imgsz)[0] for s in samples)
+    return replace(config, mean=tuple(mean), std=tuple(std))
+
+
+@app.command()
+def evaluate(
+    data: Path = typer.Option(..., help="Dataset directory (images/, masks/, optional splits/)."),
+    weights: Optional[Path] = WeightsOpt,
+    split: Optional[str] = typer.Option(None, help="Use only the ids in splits/<name>.txt."),
+    tta: Tta = typer.Option(Tta.none, help="Test-time augmentation: none or flip (swaps left/right labels)."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    confusion: Path = typer.Option(Path("runs/evaluate/confusion.png"), help="Where to save the confusion-matrix PNG."),
+    json_file: Optional[Path] = JsonOpt,
+):
+    """mIoU, per-class IoU, pixel accuracy and F-measure at the ground-truth resolution."""
+    from .toolkit.checkpoint import load_model
+    from .toolkit.evaluate import evaluate_model
+    from .toolkit.plots import plot_confusion
+    from .toolkit.train import resolve_device
+
+    model = load_model(weights)
+    result, metrics = evaluate_model(model, data, split, tta=tta == Tta.flip, device=resolve_device(device))
+    result.update({"data": str(data), "split": split, "tta": tta.value, "weights": str(weights or "default")})
+    table = Table(title=f"{data}" + (f" [{split}]" if split else "") + f", {result['images']} images, TTA {tta.value}")
+    table.add_column("class")
+    table.add_column("IoU %", justify="right")
+    for name, value in result["per_class_iou"].items():
+        table.add_row(name, "-" if value is None else f"{value:.2f}")
+    table.add_section()
+    for key, label in (("miou", "mIoU"), ("f_measure", "F-measure"), ("pixel_acc", "pixel accuracy")):
+        table.add_row(f"[bold]{label}", f"[bold]{result[key]:.2f}")
+    out.print(table)
+    plot_confusion(metrics.confusion, confusion, title=f"confusion, mIoU {result['miou']:.2f} (TTA {tta.value})")
+    console.print(f"confusion matrix: {confusion}")
+    write_json(json_file, result)
+
+
+def main():
+    try:
+        app()
+    except FaceparseError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        sys.exit(130)

@@ -1,0 +1,36 @@
+"""Dataset evaluation through any backend, at the ground-truth resolution (torch-free)."""
+
+from typing import Sequence
+
+from .metrics import SegmentationMetrics
+from .parsing import Backend, labels_at, predict_probs, preprocess
+from .progress import progress_bar
+
+
+def evaluate_backend(
+    backend: Backend,
+    samples: Sequence,
+    load_pair,
+    size: int,
+    mean,
+    std,
+    tta: bool = False,
+    batch_size: int = 8,
+    description: str = "evaluate",
+    show_progress: bool = True,
+) -> tuple[dict, SegmentationMetrics]:
+    """Parse every sample and score it against its mask at the mask's resolution.
+
+    `load_pair(sample)` returns (RGB image, class-id mask); the image is resized to the model
+    input, and the predicted probabilities are resized back to the mask's size.
+    """
+    metrics = SegmentationMetrics()
+    with progress_bar(transient=not show_progress) as progress:
+        task = progress.add_task(description, total=len(samples), info="")
+        for start in range(0, len(samples), batch_size):
+            pairs = [load_pair(s) for s in samples[start : start + batch_size]]
+            probs = predict_probs(backend, preprocess([p[0] for p in pairs], size, mean, std), tta)
+            for prob, (_, mask) in zip(probs, pairs):
+                metrics.update(labels_at(prob, *mask.shape), mask)
+            progress.update(task, advance=len(pairs))
+    return metrics.result(), metrics

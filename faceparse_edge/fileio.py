@@ -1,0 +1,72 @@
+"""Reading and writing images and label maps, with atomic writes (torch-free)."""
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .classes import NUM_CLASSES, PALETTE
+from .errors import FaceparseError
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike):
+    """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read any image PIL understands as RGB uint8 (grayscale, RGBA and palette are converted)."""
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB")).copy()
+    except FileNotFoundError:
+        raise FaceparseError(f"image not found: {path}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise FaceparseError(f"cannot read image {path}: {exc}") from None
+
+
+def read_label_png(path: str | os.PathLike) -> np.ndarray:
+    """Read a class-id mask (single-channel or palette PNG) and check its values are 0..18."""
+    try:
+        with Image.open(path) as im:
+            if im.mode not in ("P", "L", "I", "I;16"):
+                raise FaceparseError(
+                    f"mask {path} has mode {im.mode}; expected a single-channel or palette PNG of class ids"
+                )
+            labels = np.asarray(im)
+    except FileNotFoundError:
+        raise FaceparseError(f"mask not found: {path}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise FaceparseError(f"cannot read mask {path}: {exc}") from None
+    top = int(labels.max()) if labels.size else 0
+    if labels.min() < 0 or top >= NUM_CLASSES:
+        raise FaceparseError(f"mask {path} has class id {top}, outside 0..{NUM_CLASSES - 1}")
+    return labels.astype(np.uint8)
+
+
+def write_label_png(path: str | os.PathLike, labels: np.ndarray) -> None:
+    """Write class ids as a palette PNG in the CelebAMask-HQ colours (the dataset's format)."""
+    im = Image.fromarray(labels.astype(np.uint8), mode="P")
+    palette = np.zeros((256, 3), np.uint8)
+    palette[: len(PALETTE)] = PALETTE
+    im.putpalette(palette.flatten().tolist())
+    with atomic_path(path) as tmp:
+        im.save(tmp, format="PNG")

@@ -1,0 +1,63 @@
+"""Backend-independent parsing steps shared by evaluation and the runtime (torch-free).
+
+A backend is any callable that maps a float32 NCHW batch to NCHW logits; everything
+around it (preprocessing, flip TTA, upsampling to the label resolution) lives here once.
+"""
+
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+
+from .classes import FLIP_PERMUTATION
+
+Backend = Callable[[np.ndarray], np.ndarray]
+
+
+def preprocess(images: Sequence[np.ndarray], size: int, mean, std) -> np.ndarray:
+    """Resize RGB uint8 images to size x size and normalise them into one NCHW float32 batch."""
+    mean = np.asarray(mean, np.float32) * 255.0
+    inv_std = 1.0 / (np.asarray(std, np.float32) * 255.0)
+    batch = np.empty((len(images), 3, size, size), np.float32)
+    for i, image in enumerate(images):
+        h, w = image.shape[:2]
+        interp = cv2.INTER_AREA if h > size or w > size else cv2.INTER_LINEAR
+        resized = cv2.resize(image, (size, size), interpolation=interp).astype(np.float32)
+        batch[i] = ((resized - mean) * inv_std).transpose(2, 0, 1)
+    return batch
+
+
+def softmax(logits: np.ndarray, axis: int = 1) -> np.ndarray:
+    shifted = logits - logits.max(axis=axis, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=axis, keepdims=True)
+
+
+def unflip_probs(probs_of_mirror: np.ndarray) -> np.ndarray:
+    """Map NCHW probabilities predicted on mirrored inputs back to the original view.
+
+    Mirroring turns the subject's left into the image's left, so the left/right channels
+    swap as well as the width axis flipping.
+    """
+    return probs_of_mirror[:, FLIP_PERMUTATION, :, ::-1]
+
+
+def predict_probs(backend: Backend, batch: np.ndarray, tta: bool) -> np.ndarray:
+    """Class probabilities for a preprocessed batch, averaged with the mirrored view if `tta`."""
+    if not tta:
+        return softmax(backend(batch))
+    n = len(batch)
+    both = np.concatenate([batch, batch[:, :, :, ::-1]], axis=0)
+    probs = softmax(backend(np.ascontiguousarray(both)))
+    return 0.5 * (probs[:n] + unflip_probs(probs[n:]))
+
+
+def labels_at(probs: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bilinearly resize one CHW probability map to height x width and take the argmax."""
+    c, h, w = probs.shape
+    if (h, w) == (height, width):
+        return probs.argmax(0).astype(np.uint8)
+    hwc = np.ascontiguousarray(probs.transpose(1, 2, 0))
+    # cv2.resize handles at most 512 channels; 19 is fine.
+    resized = cv2.resize(hwc, (width, height), interpolation=cv2.INTER_LINEAR)
+    return resized.argmax(2).astype(np.uint8)

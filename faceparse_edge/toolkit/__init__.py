@@ -1,0 +1,1 @@
+"""Training-side toolkit: data, model, losses, training and evaluation (needs torch)."""

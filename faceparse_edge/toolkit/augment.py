@@ -1,0 +1,66 @@
+"""Training augmentation in OpenCV/numpy: label-aware flip, geometric and colour jitter."""
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ..classes import FLIP_PERMUTATION
+
+
+def hflip(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mirror an image and its mask; the mask's left/right classes swap (l_eye <-> r_eye, ...)."""
+    return (
+        np.ascontiguousarray(image[:, ::-1]),
+        np.ascontiguousarray(FLIP_PERMUTATION.astype(np.uint8)[mask[:, ::-1]]),
+    )
+
+
+@dataclass
+class AugmentConfig:
+    flip_p: float = 0.5
+    scale: tuple[float, float] = (0.8, 1.25)
+    rotate_deg: float = 15.0
+    translate: float = 0.08  # fraction of the side
+    hue: int = 6  # OpenCV hue units (0..180)
+    saturation: float = 0.3
+    value: float = 0.25
+    brightness: float = 0.15  # added, fraction of 255
+    contrast: float = 0.2
+
+
+class Augmenter:
+    """Applies the jitter of an AugmentConfig to an (image, mask) pair of the same size."""
+
+    def __init__(self, config: AugmentConfig | None = None):
+        self.config = config or AugmentConfig()
+
+    def __call__(self, image, mask, rng: np.random.Generator):
+        c = self.config
+        if rng.random() < c.flip_p:
+            image, mask = hflip(image, mask)
+        image, mask = self._warp(image, mask, rng)
+        return self._colour(image, rng), mask
+
+    def _warp(self, image, mask, rng):
+        c = self.config
+        h, w = mask.shape
+        scale = float(np.exp(rng.uniform(np.log(c.scale[0]), np.log(c.scale[1]))))
+        angle = float(rng.uniform(-c.rotate_deg, c.rotate_deg))
+        matrix = cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale)
+        matrix[:, 2] += rng.uniform(-c.translate, c.translate, size=2) * (w, h)
+        image = cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        mask = cv2.warpAffine(mask, matrix, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+        return image, mask
+
+    def _colour(self, image, rng):
+        c = self.config
+        hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV).astype(np.float32)
+        hsv[..., 0] = (hsv[..., 0] + rng.uniform(-c.hue, c.hue)) % 180
+        hsv[..., 1] *= rng.uniform(1 - c.saturation, 1 + c.saturation)
+        hsv[..., 2] *= rng.uniform(1 - c.value, 1 + c.value)
+        image = cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2RGB).astype(np.float32)
+        alpha = rng.uniform(1 - c.contrast, 1 + c.contrast)
+        beta = rng.uniform(-c.brightness, c.brightness) * 255
+        mean = image.mean()
+        return np.clip((image - mean) * alpha + mean + beta, 0, 255).astype(np.uint8)

@@ -1,0 +1,104 @@
+"""The CLI end to end, in subprocesses: results, JSON output, and one-line errors for bad input."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from safetensors.torch import save_file
+
+from faceparse_edge.toolkit.checkpoint import DEFAULT_WEIGHTS
+
+from .conftest import make_dataset
+
+
+def cli(*args, cwd=None):
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "faceparse_edge", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, env=env, timeout=600)
+
+
+def assert_one_line_error(result, fragment):
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines and lines[-1].startswith("error:") and fragment in " ".join(lines), result.stderr
+
+
+def test_help_on_every_command():
+    for args in ([], ["info"], ["train"], ["evaluate"], ["data"], ["data", "prepare"], ["data", "stats"]):
+        result = cli(*args, "--help")
+        assert result.returncode == 0 and "Usage" in result.stdout, args
+
+
+def test_info_describes_the_shipped_default_model(tmp_path):
+    result = cli("info", "--json", tmp_path / "info.json")
+    assert result.returncode == 0, result.stderr
+    info = json.loads((tmp_path / "info.json").read_text())
+    assert 0 < info["params"] < 2_000_000
+    assert info["classes"][4] == "l_eye" and info["input_size"] == info["config"]["input_size"]
+    assert info["weights"] == str(DEFAULT_WEIGHTS)
+
+
+def test_evaluate_default_model_on_real_val_images(celeba_mini, tmp_path):
+    subset = tmp_path / "subset"
+    (subset / "images").mkdir(parents=True)
+    (subset / "masks").mkdir()
+    ids = (celeba_mini / "splits" / "val.txt").read_text().split()[:12]
+    for i in ids:
+        (subset / "images" / f"{i}.jpg").symlink_to(celeba_mini / "images" / f"{i}.jpg")
+        (subset / "masks" / f"{i}.png").symlink_to(celeba_mini / "masks" / f"{i}.png")
+    scores = {}
+    for tta in ("none", "flip"):
+        out = tmp_path / f"eval_{tta}.json"
+        result = cli("evaluate", "--data", subset, "--tta", tta, "--json", out, "--confusion", tmp_path / f"cm_{tta}.png")
+        assert result.returncode == 0, result.stderr
+        scores[tta] = json.loads(out.read_text())
+        assert (tmp_path / f"cm_{tta}.png").stat().st_size > 10_000
+    for r in scores.values():
+        assert set(r) >= {"miou", "per_class_iou", "f_measure", "pixel_acc"} and r["images"] == 12
+        assert r["miou"] > 40 and r["per_class_iou"]["skin"] > 70  # a trained model, not chance
+    assert scores["flip"]["miou"] > scores["none"]["miou"] - 3
+
+
+def test_data_stats_json(tiny_dataset, tmp_path):
+    result = cli("data", "stats", tiny_dataset, "--split", "train", "--json", tmp_path / "s.json")
+    assert result.returncode == 0, result.stderr
+    assert "skin" in result.stdout and json.loads((tmp_path / "s.json").read_text())["images"] == 6
+
+
+def test_bad_inputs_give_one_line_errors(tmp_path, tiny_dataset):
+    assert_one_line_error(cli("evaluate", "--data", tmp_path / "missing"), "data directory not found")
+    assert_one_line_error(cli("info", "--weights", tmp_path / "nope.pt"), "weights not found")
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"\x00garbage" * 10)
+    assert_one_line_error(cli("info", "--weights", junk), "cannot load checkpoint")
+    foreign = tmp_path / "foreign.safetensors"
+    import torch
+
+    save_file({"w": torch.zeros(2)}, str(foreign))
+    assert_one_line_error(cli("info", "--weights", foreign), "not a faceparse-edge model")
+    assert_one_line_error(cli("train", "--data", tiny_dataset, "--width", "4", "--out", tmp_path / "r"), "over the budget")
+    assert_one_line_error(cli("train", "--data", tiny_dataset, "--width", "auto", "--budget", "1000",
+                              "--out", tmp_path / "r"), "cannot fit")
+    assert_one_line_error(cli("train", "--data", tiny_dataset, "--preset", "huge", "--out", tmp_path / "r"), "unknown preset")
+    bad = make_dataset(tmp_path / "bad", n=2)
+    from PIL import Image
+
+    Image.fromarray(np.full((64, 64), 30, np.uint8), mode="L").save(bad / "masks" / "s1.png")
+    assert_one_line_error(cli("data", "stats", bad), "s1.png has class id 30")
+
+
+def test_checkpoint_of_another_configuration_is_rejected(tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    with safe_open(str(DEFAULT_WEIGHTS), framework="pt") as f:
+        metadata = f.metadata()
+    config = json.loads(metadata["config"])
+    config["aspp_channels"] += 8
+    other = tmp_path / "other.safetensors"
+    save_file(load_file(str(DEFAULT_WEIGHTS)), str(other), metadata={**metadata, "config": json.dumps(config)})
+    assert_one_line_error(cli("info", "--weights", other), "do not match their model config")

@@ -1,0 +1,97 @@
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from faceparse_edge.errors import FaceparseError
+from faceparse_edge.toolkit.checkpoint import load_checkpoint, load_model
+from faceparse_edge.toolkit.model import PRESETS
+from faceparse_edge.toolkit.schedule import WarmupSchedule
+from faceparse_edge.toolkit.train import TrainConfig, train
+
+from .conftest import make_dataset
+
+TINY = replace(PRESETS["edge"], width=0.5, aspp_channels=16, decoder_channels=16, low_level_channels=8, input_size=32)
+
+
+def _cfg(data, out, **kw):
+    settings = {"epochs": 2, "batch_size": 2, "lr": 1e-2, "warmup_epochs": 0.5, **kw}
+    return TrainConfig(data=str(data), out=str(out), **settings)
+
+
+def test_training_writes_checkpoints_metrics_and_curves(tiny_dataset, tmp_path):
+    summary = train(_cfg(tiny_dataset, tmp_path / "run", loss="ce:1,lovasz:0.5,dice:0.1"), TINY)
+    run = tmp_path / "run"
+    for name in ("last.pt", "best.safetensors", "metrics.csv", "metrics.json", "curves.png"):
+        assert (run / name).is_file(), name
+    history = json.loads((run / "metrics.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert summary["best_miou"] == pytest.approx(max(h["val_miou"] for h in history), abs=1e-3)
+    assert load_model(run / "best.safetensors").config == TINY
+    assert load_checkpoint(run / "last.pt")["epoch"] == 2
+
+
+def test_resume_after_a_stop_continues_exactly(tiny_dataset, tmp_path, monkeypatch):
+    import shutil
+
+    from faceparse_edge.toolkit import train as train_module
+
+    saved = train_module.save_checkpoint
+
+    def save_and_keep_epoch_1(path, state):  # what a stop after epoch 1 would leave behind
+        saved(path, state)
+        if state["epoch"] == 1:
+            shutil.copy(path, tmp_path / "epoch1.pt")
+
+    monkeypatch.setattr(train_module, "save_checkpoint", save_and_keep_epoch_1)
+    cfg = _cfg(tiny_dataset, tmp_path / "straight", epochs=3)
+    train(cfg, TINY)
+    with pytest.raises(FaceparseError, match="already holds a run"):
+        train(cfg, TINY)
+    resumed = tmp_path / "resumed"
+    resumed.mkdir()
+    shutil.copy(tmp_path / "epoch1.pt", resumed / "last.pt")
+    train(replace(cfg, out=str(resumed), epochs=0), None, resume=True)  # epochs 0: the saved count
+    a = load_checkpoint(tmp_path / "straight" / "last.pt")
+    b = load_checkpoint(resumed / "last.pt")
+    assert b["epoch"] == 3
+    for key, tensor in a["model"].items():
+        assert np.allclose(tensor.numpy(), b["model"][key].numpy(), atol=1e-6), key
+    assert [h["train_loss"] for h in a["history"]] == [h["train_loss"] for h in b["history"]]
+
+
+def test_training_learns_the_synthetic_task(tmp_path):
+    data = make_dataset(tmp_path / "ds", n=24, splits={"train": range(20), "val": range(20, 24)})
+    summary = train(_cfg(data, tmp_path / "learn", epochs=8, batch_size=4), replace(TINY, input_size=64))
+    assert summary["best_miou"] > 35  # from ~5 at random init: background, skin, hair, two eyes
+
+
+def test_resume_without_a_run_and_bad_settings_are_clear_errors(tiny_dataset, tmp_path):
+    with pytest.raises(FaceparseError, match="checkpoint not found"):
+        train(_cfg(tiny_dataset, tmp_path / "none"), None, resume=True)
+    with pytest.raises(FaceparseError, match="unknown optimizer"):
+        train(_cfg(tiny_dataset, tmp_path / "opt", optimizer="sgd"), TINY)
+    with pytest.raises(FaceparseError, match="larger than"):
+        train(replace(_cfg(tiny_dataset, tmp_path / "batch"), batch_size=64), TINY)
+
+
+def test_warmup_then_cosine_and_plateau_schedules():
+    import torch
+
+    param = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([param], lr=1.0)
+    schedule = WarmupSchedule(opt, "cosine", total_steps=100, warmup_steps=10)
+    lrs = []
+    for _ in range(100):
+        lrs.append(opt.param_groups[0]["lr"])
+        schedule.step_batch()
+    assert lrs[0] == pytest.approx(0.1) and max(lrs) == pytest.approx(1.0, abs=1e-3)
+    assert lrs[10:] == sorted(lrs[10:], reverse=True) and lrs[-1] < 0.05
+    opt = torch.optim.SGD([param], lr=1.0)
+    plateau = WarmupSchedule(opt, "plateau", total_steps=100, warmup_steps=0, plateau_patience=1)
+    for metric in (50, 50, 50):
+        plateau.step_epoch(metric)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.5)
+    with pytest.raises(FaceparseError):
+        WarmupSchedule(opt, "step", 10, 0)
