@@ -210,6 +210,85 @@ def evaluate(
     write_json(json_file, result)
 
 
+@app.command()
+def export(
+    weights: Optional[Path] = WeightsOpt,
+    fmt: str = typer.Option("onnx", "--format", "-f", help="onnx or openvino."),
+    int8: bool = typer.Option(False, "--int8", help="Also write an INT8 model (ONNX Runtime QDQ or NNCF)."),
+    data: Path = typer.Option(..., help="Labelled dataset: parity images, calibration and (with --max-drop) validation."),
+    imgsz: Optional[int] = typer.Option(None, help="Input size (default: the model's)."),
+    out_dir: Path = typer.Option(Path("runs/export"), "--out", help="Output folder."),
+    calib_size: int = typer.Option(64, help="Calibration images (a stratified pick from the train split)."),
+    manifest: Optional[Path] = typer.Option(None, help="Calibration manifest from `calibrate` (overrides --calib-size)."),
+    max_drop: Optional[float] = typer.Option(None, help="OpenVINO: accuracy-controlled INT8 within this many mIoU points."),
+    json_file: Optional[Path] = JsonOpt,
+):
+    """Export to ONNX or OpenVINO IR (FP32, and INT8 with --int8), with a parity check against torch."""
+    from .export.exporter import export as run_export
+
+    if max_drop is not None and (fmt != "openvino" or not int8):
+        raise FaceparseError("--max-drop applies to --format openvino --int8")
+    rows = run_export(weights, fmt, int8, str(data), out_dir, imgsz, calib_size, manifest, max_drop)
+    table = Table(title="export")
+    for col in ("format", "precision", "file", "size MB", "max |diff|", "agreement %"):
+        table.add_column(col, justify="left" if col in ("format", "precision", "file") else "right",
+                         overflow="fold" if col == "file" else "ellipsis")
+    for r in rows:
+        table.add_row(r["format"], r["precision"], r["path"], f"{r['size_mb']:.2f}", f"{r['max_abs_diff']:.2e}",
+                      f"{r['agreement'] * 100:.2f}")
+    out.print(table)
+    write_json(json_file, rows)
+
+
+@app.command()
+def calibrate(
+    data: Path = typer.Option(..., help="Labelled dataset to pick from."),
+    split: Optional[str] = typer.Option("train", help="Split to pick from."),
+    size: int = typer.Option(64, help="Number of images."),
+    seed: int = typer.Option(0, help="Random seed."),
+    out_file: Path = typer.Option(Path("calibration_data/manifest.json"), "--out", help="Manifest to write."),
+):
+    """Pick a stratified calibration set (rare classes included) and write its manifest."""
+    from .export.calibration import pick_stratified, write_manifest
+    from .toolkit.data import list_samples
+
+    picked = pick_stratified(list_samples(data, split), size, seed)
+    write_manifest(out_file, str(data), split, picked, seed)
+    out.print(f"wrote {out_file}: {len(picked)} images")
+
+
+@app.command()
+def check(
+    models: Optional[list[Path]] = typer.Argument(None, help="Quantised models (.onnx / .xml); default: the shipped INT8 models."),
+    reference: Optional[Path] = typer.Option(None, help="FP32 reference model; default: the shipped FP32 ONNX."),
+    data: Path = typer.Option(..., help="Labelled dataset directory."),
+    split: Optional[str] = typer.Option("val", help="Split to evaluate."),
+    max_drop: float = typer.Option(1.0, help="Fail when any model loses more than this many mIoU points."),
+    threads: int = typer.Option(0, help="Inference threads (0 = backend default)."),
+    json_file: Optional[Path] = JsonOpt,
+):
+    """Evaluate FP32 and quantised models with `evaluate`'s metrics; exit 1 if any drop exceeds --max-drop."""
+    from .export.check import SHIPPED_FP32, check as run_check, shipped_int8_models
+
+    reference = reference or SHIPPED_FP32
+    models = models or shipped_int8_models()
+    if not models:
+        raise FaceparseError("no quantised models to check: name them or ship INT8 models")
+    rows = run_check(reference, models, str(data), split, threads=threads)
+    table = Table(title=f"quantised accuracy check on {data}" + (f" [{split}]" if split else ""))
+    for col in ("format", "precision", "size MB", "mIoU", "delta mIoU", "worst class delta", "agreement %"):
+        table.add_column(col, justify="left" if col in ("format", "precision") else "right")
+    for r in rows:
+        table.add_row(r["format"], r["precision"], f"{r['size_mb']:.2f}", f"{r['miou']:.2f}", f"{r['delta_miou']:+.2f}",
+                      f"{r['worst_class']} {r['worst_class_delta']:+.2f}", f"{r['agreement']:.2f}")
+    out.print(table)
+    write_json(json_file, rows)
+    failing = [r for r in rows if -r["delta_miou"] > max_drop]
+    if failing:
+        raise FaceparseError(f"{len(failing)} model(s) lose more than {max_drop} mIoU: "
+                             + ", ".join(f"{r['model']} ({r['delta_miou']:+.2f})" for r in failing))
+
+
 def main():
     try:
         app()

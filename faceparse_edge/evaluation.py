@@ -18,11 +18,13 @@ def evaluate_backend(
     batch_size: int = 8,
     description: str = "evaluate",
     show_progress: bool = True,
+    predictions: list | None = None,
 ) -> tuple[dict, SegmentationMetrics]:
     """Parse every sample and score it against its mask at the mask's resolution.
 
     `load_pair(sample)` returns (RGB image, class-id mask); the image is resized to the model
-    input, and the predicted probabilities are resized back to the mask's size.
+    input, and the predicted probabilities are resized back to the mask's size. If
+    `predictions` is a list, each predicted label map is appended to it.
     """
     metrics = SegmentationMetrics()
     with progress_bar(transient=not show_progress) as progress:
@@ -31,6 +33,9 @@ def evaluate_backend(
             pairs = [load_pair(s) for s in samples[start : start + batch_size]]
             probs = predict_probs(backend, preprocess([p[0] for p in pairs], size, mean, std), tta)
             for prob, (_, mask) in zip(probs, pairs):
-                metrics.update(labels_at(prob, *mask.shape), mask)
+                labels = labels_at(prob, *mask.shape)
+                metrics.update(labels, mask)
+                if predictions is not None:
+                    predictions.append(labels)
             progress.update(task, advance=len(pairs))
     return metrics.result(), metrics

@@ -1,0 +1,49 @@
+"""`faceparse-edge check`: quantised models against their FP32 reference, with `evaluate`'s metrics."""
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import FaceparseError
+from ..evaluation import evaluate_backend
+from ..runtime.backends import open_backend
+from .exporter import file_size_mb
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+SHIPPED_FP32 = WEIGHTS_DIR / "faceparse-edge.onnx"
+
+
+def shipped_int8_models() -> list[Path]:
+    return sorted(p for p in WEIGHTS_DIR.rglob("*int8*") if p.suffix in (".onnx", ".xml"))
+
+
+def check(reference: Path, models: list[Path], data: str, split: str | None, tta: bool = False,
+          threads: int = 0) -> list[dict]:
+    """One row per model: size, mIoU, delta to the reference, worst per-class delta, pixel agreement."""
+    from ..toolkit.data import list_samples, load_pair
+
+    samples = list_samples(data, split)
+    rows, reference_labels, reference_result = [], [], None
+    for path in [reference, *models]:
+        backend = open_backend(path, threads=threads)
+        info = backend.info
+        labels: list = []
+        result, _ = evaluate_backend(backend, samples, load_pair, info.input_size, info.mean, info.std, tta=tta,
+                                     description=Path(path).name, predictions=labels)
+        if reference_result is None:
+            if info.precision != "fp32":
+                raise FaceparseError(f"the reference {path} is {info.precision}; it must be an FP32 model")
+            reference_result, reference_labels = result, labels
+        deltas = {name: (v - reference_result["per_class_iou"][name])
+                  for name, v in result["per_class_iou"].items()
+                  if v is not None and reference_result["per_class_iou"][name] is not None}
+        worst = min(deltas, key=deltas.get)
+        agreement = np.mean([(a == b).mean() for a, b in zip(labels, reference_labels)]) * 100
+        rows.append({
+            "model": str(path), "format": backend.name, "precision": info.precision,
+            "size_mb": round(file_size_mb(Path(path)), 3), "miou": round(result["miou"], 3),
+            "delta_miou": round(result["miou"] - reference_result["miou"], 3),
+            "worst_class": worst, "worst_class_delta": round(deltas[worst], 3),
+            "f_measure": round(result["f_measure"], 3), "agreement": round(float(agreement), 3),
+        })
+    return rows

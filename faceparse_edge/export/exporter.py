@@ -1,0 +1,84 @@
+"""`faceparse-edge export`: FP32 ONNX / OpenVINO IR and their INT8 versions, each parity-checked."""
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import FaceparseError
+from ..fileio import read_image
+from ..parsing import preprocess
+from ..runtime.backends import open_backend
+from .calibration import calibration_batches, pick_stratified, read_manifest
+from .onnx_export import export_onnx
+from .quantize import quantize_onnx, quantize_openvino, to_openvino
+
+FORMATS = ("onnx", "openvino")
+# Parity thresholds against torch FP32 (argmax pixel agreement at the model's input size).
+FP32_AGREEMENT, INT8_AGREEMENT, FP32_MAX_DIFF = 0.999, 0.90, 1e-2
+PARITY_IMAGES = 8
+
+
+def file_size_mb(path: Path) -> float:
+    files = [path, path.with_suffix(".bin")] if path.suffix == ".xml" else [path]
+    return sum(f.stat().st_size for f in files if f.exists()) / 1e6
+
+
+@torch.inference_mode()
+def parity(model, path: Path, batch: np.ndarray) -> dict:
+    reference = model(torch.from_numpy(batch)).numpy()
+    logits = open_backend(path)(batch)
+    if logits.shape != reference.shape:
+        raise FaceparseError(f"{path} outputs shape {logits.shape}, torch {reference.shape}")
+    return {"max_abs_diff": float(np.abs(logits - reference).max()),
+            "agreement": float((logits.argmax(1) == reference.argmax(1)).mean())}
+
+
+def export(weights, fmt: str, int8: bool, data: str, out_dir: Path, imgsz: int | None = None,
+           calib_size: int = 64, manifest: Path | None = None, max_drop: float | None = None,
+           val_split: str = "val", calib_split: str = "train", seed: int = 0) -> list[dict]:
+    """Export and check; returns one row per written model."""
+    from ..toolkit.checkpoint import load_model
+    from ..toolkit.data import list_samples, load_pair
+
+    if fmt not in FORMATS:
+        raise FaceparseError(f"unsupported export format '{fmt}'; choose from {', '.join(FORMATS)}")
+    model = load_model(weights)
+    if imgsz:
+        model.config = replace(model.config, input_size=imgsz)
+    c = model.config
+    val_samples = list_samples(data, val_split)
+    parity_batch = preprocess([read_image(s.image) for s in val_samples[:PARITY_IMAGES]], c.input_size, c.mean, c.std)
+    out_dir = Path(out_dir)
+    rows = []
+
+    def record(path, precision, threshold):
+        check = parity(model, path, parity_batch)
+        row = {"format": fmt, "precision": precision, "path": str(path), "size_mb": round(file_size_mb(path), 3), **check}
+        rows.append(row)
+        if check["agreement"] < threshold or (precision == "fp32" and check["max_abs_diff"] > FP32_MAX_DIFF):
+            raise FaceparseError(
+                f"parity broken for {path}: argmax agreement {check['agreement']:.4f} (need {threshold}), "
+                f"max |logit diff| {check['max_abs_diff']:.4g}")
+
+    onnx_path = export_onnx(model, out_dir / "faceparse-edge.onnx")
+    fp32_path = onnx_path if fmt == "onnx" else to_openvino(onnx_path, out_dir / "openvino" / "faceparse-edge.xml")
+    record(fp32_path, "fp32", FP32_AGREEMENT)
+    if int8:
+        if manifest:
+            calib_samples = read_manifest(manifest, data)
+        else:
+            calib_samples = pick_stratified(list_samples(data, calib_split), calib_size, seed)
+        calibration = calibration_batches([s.image for s in calib_samples], c.input_size, c.mean, c.std)
+        if fmt == "onnx":
+            int8_path = quantize_onnx(onnx_path, out_dir / "faceparse-edge-int8.onnx", calibration)
+        else:
+            validation = None
+            if max_drop is not None:
+                validation = [(preprocess([image], c.input_size, c.mean, c.std), mask)
+                              for image, mask in map(load_pair, val_samples)]
+            name = "faceparse-edge-int8-acc.xml" if max_drop is not None else "faceparse-edge-int8.xml"
+            int8_path = quantize_openvino(fp32_path, out_dir / "openvino" / name, calibration, validation, max_drop)
+        record(int8_path, "int8", INT8_AGREEMENT)
+    return rows

@@ -1,0 +1,1 @@
+"""On-device inference without torch: ONNX Runtime and OpenVINO backends."""
