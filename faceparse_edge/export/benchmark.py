@@ -1,0 +1,143 @@
+"""`faceparse-edge benchmark`: one table of formats, like `yolo benchmark`.
+
+Each row: status, file size, val mIoU (through the same backend code as the runtime),
+batch-1 latency p50/p90 after warm-up, FPS, and speed relative to PyTorch eager FP32,
+all measured in the same run. Latency samples are taken in interleaved rounds so that
+machine noise spreads over all formats alike.
+"""
+
+import csv
+import io
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import FaceparseError
+from ..fileio import atomic_path, write_text_atomic
+from .exporter import file_size_mb
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+FORMATS = (  # name, precision, file relative to the models folder (None: the torch model)
+    ("PyTorch eager", "fp32", None),
+    ("ONNX Runtime", "fp32", "faceparse-edge.onnx"),
+    ("ONNX Runtime", "int8", "faceparse-edge-int8.onnx"),
+    ("OpenVINO", "fp32", "openvino/faceparse-edge.xml"),
+    ("OpenVINO", "int8", "openvino/faceparse-edge-int8.xml"),
+)
+
+
+def machine_description(threads: int) -> str:
+    cpu = platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}; {os.cpu_count()} logical cores; {threads} inference threads; {platform.platform()}"
+
+
+def _torch_backend(weights, threads):
+    import torch
+
+    from ..toolkit.checkpoint import load_model
+    from ..toolkit.evaluate import torch_backend
+
+    torch.set_num_threads(threads)
+    model = load_model(weights)
+    return torch_backend(model), model.config.input_size, model.config.mean, model.config.std
+
+
+def benchmark(weights, models_dir: Path, data: str, split: str, threads: int, runs: int = 30,
+              rounds: int = 3, warmup: int = 10, eval_images: int | None = None) -> list[dict]:
+    from ..evaluation import evaluate_backend
+    from ..runtime.backends import open_backend
+    from ..toolkit.checkpoint import DEFAULT_WEIGHTS
+    from ..toolkit.data import list_samples, load_pair
+
+    samples = list_samples(data, split)[:eval_images]
+    rows, runners = [], []
+    for name, precision, rel in FORMATS:
+        row = {"format": name, "precision": precision, "status": "ok", "size_mb": None, "miou": None}
+        try:
+            if rel is None:
+                backend, size, mean, std = _torch_backend(weights, threads)
+                row["size_mb"] = round(file_size_mb(Path(weights or DEFAULT_WEIGHTS)), 3)
+            else:
+                path = Path(models_dir) / rel
+                backend = open_backend(path, threads=threads)
+                size, mean, std = backend.info.input_size, backend.info.mean, backend.info.std
+                row["size_mb"] = round(file_size_mb(path), 3)
+            result, _ = evaluate_backend(backend, samples, load_pair, size, mean, std, description=f"{name} {precision}")
+            row["miou"] = round(result["miou"], 2)
+            runners.append((row, backend, np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32)))
+        except FaceparseError as exc:  # a missing or broken format is a row, not the end of the benchmark
+            row["status"] = f"failed: {str(exc).splitlines()[0][:80]}"
+        rows.append(row)
+    for row, backend, x in runners:
+        for _ in range(warmup):
+            backend(x)
+        row["_times"] = []
+    for _ in range(rounds):
+        for row, backend, x in runners:
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                backend(x)
+                row["_times"].append((time.perf_counter() - t0) * 1000)
+    for row, _, _ in runners:
+        times = row.pop("_times")
+        row["p50_ms"] = round(float(np.percentile(times, 50)), 2)
+        row["p90_ms"] = round(float(np.percentile(times, 90)), 2)
+        row["fps"] = round(1000 / row["p50_ms"], 1)
+    eager = rows[0].get("p50_ms")
+    for row in rows:
+        row["threads"] = threads
+        row["speedup_vs_eager"] = round(eager / row["p50_ms"], 2) if eager and row.get("p50_ms") else None
+    return rows
+
+
+COLUMNS = ("format", "precision", "status", "size_mb", "miou", "p50_ms", "p90_ms", "fps", "speedup_vs_eager", "threads")
+
+
+def to_markdown(rows, machine: str, note: str) -> str:
+    header = "| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n"
+    body = "".join("| " + " | ".join("" if r.get(c) is None else str(r.get(c)) for c in COLUMNS) + " |\n" for r in rows)
+    return f"# faceparse-edge benchmark\n\nMachine: {machine}\n\n{note}\n\n{header}{body}"
+
+
+def save_results(rows, out_dir: Path, machine: str, note: str) -> list[Path]:
+    out_dir = Path(out_dir)
+    write_text_atomic(out_dir / "benchmark.md", to_markdown(rows, machine, note))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(out_dir / "benchmark.csv", buf.getvalue())
+    write_text_atomic(out_dir / "benchmark.json", json.dumps({"machine": machine, "note": note, "rows": rows}, indent=2))
+    _plot(rows, out_dir / "benchmark.png")
+    return [out_dir / n for n in ("benchmark.md", "benchmark.csv", "benchmark.json", "benchmark.png")]
+
+
+def _plot(rows, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for r in rows:
+        if r.get("p50_ms") is None or r.get("miou") is None:
+            continue
+        marker = "o" if r["precision"] == "fp32" else "s"
+        ax.scatter(r["p50_ms"], r["miou"], s=60, marker=marker)
+        ax.annotate(f"{r['format']} {r['precision']}", (r["p50_ms"], r["miou"]), textcoords="offset points",
+                    xytext=(6, 4), fontsize=8)
+    ax.set(xlabel="latency p50, batch 1 (ms)", ylabel="val mIoU (%)", title="faceparse-edge: latency vs accuracy")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
