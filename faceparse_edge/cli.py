@@ -25,7 +25,7 @@ data_app = typer.Typer(help="Prepare and inspect datasets (images/ + masks/ + sp
 app.add_typer(data_app, name="data")
 out = console.__class__()  # stdout console for results; progress and logs go to stderr
 
-WeightsOpt = typer.Option(None, "--weights", "-w", help="Model weights (.safetensors or checkpoint .pt); default: the shipped model.")
+WeightsOpt = typer.Option(None, "--weights", "-w", help="Model weights (.safetensors or checkpoint .pt; `evaluate` also takes .onnx and OpenVINO .xml); default: the shipped model.")
 JsonOpt = typer.Option(None, "--json", help="Also write the result as JSON to this file.")
 
 
@@ -114,6 +114,36 @@ def data_stats(
     write_json(json_file, stats)
 
 
+@data_app.command("crop-rule")
+def data_crop_rule(
+    data: Path = typer.Argument(..., help="Dataset of aligned face crops (the training data)."),
+    split: Optional[str] = typer.Option("train", help="Split to measure on."),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="Write the rule here (the runtime reads runtime/crop_rule.json)."),
+):
+    """Measure how the face detector's box maps to the training crops (the runtime's crop rule)."""
+    from .fileio import read_image
+    from .progress import progress_bar
+    from .runtime.faces import derive_rule, rule_to_json
+    from .toolkit.data import list_samples
+
+    samples = list_samples(data, split)
+
+    def images():
+        with progress_bar() as progress:
+            task = progress.add_task("detect", total=len(samples), info="")
+            for s in samples:
+                yield read_image(s.image)
+                progress.update(task, advance=1)
+
+    rule, found = derive_rule(images())
+    text = rule_to_json(rule, found, f"{data} [{split}]")
+    out.print(f"face found in {found}/{len(samples)} images; crop side = {rule.scale} x box width, "
+              f"centre offset ({rule.dx}, {rule.dy}) x box width")
+    if out_file:
+        write_text_atomic(out_file, text)
+        console.print(f"wrote {out_file}")
+
+
 @app.command()
 def train(
     data: Path = typer.Option(..., help="Dataset directory (images/, masks/, splits/)."),
@@ -189,13 +219,25 @@ def evaluate(
     json_file: Optional[Path] = JsonOpt,
 ):
     """mIoU, per-class IoU, pixel accuracy and F-measure at the ground-truth resolution."""
-    from .toolkit.checkpoint import load_model
-    from .toolkit.evaluate import evaluate_model
+    from .evaluation import evaluate_backend
+    from .toolkit.data import list_samples, load_pair
     from .toolkit.plots import plot_confusion
-    from .toolkit.train import resolve_device
 
-    model = load_model(weights)
-    result, metrics = evaluate_model(model, data, split, tta=tta == Tta.flip, device=resolve_device(device))
+    samples = list_samples(data, split)
+    if weights is not None and weights.suffix.lower() in (".onnx", ".xml"):
+        from .runtime.backends import open_backend
+
+        backend = open_backend(weights)
+        size, mean, std = backend.info.input_size, backend.info.mean, backend.info.std
+    else:
+        from .toolkit.checkpoint import load_model
+        from .toolkit.evaluate import torch_backend
+        from .toolkit.train import resolve_device
+
+        model = load_model(weights)
+        backend = torch_backend(model, resolve_device(device))
+        size, mean, std = model.config.input_size, model.config.mean, model.config.std
+    result, metrics = evaluate_backend(backend, samples, load_pair, size, mean, std, tta=tta == Tta.flip)
     result.update({"data": str(data), "split": split, "tta": tta.value, "weights": str(weights or "default")})
     table = Table(title=f"{data}" + (f" [{split}]" if split else "") + f", {result['images']} images, TTA {tta.value}")
     table.add_column("class")
@@ -319,6 +361,86 @@ def benchmark(
     out.print(table)
     for path in save_results(rows, out_dir, machine, note):
         console.print(f"wrote {path}")
+
+
+ModelOpt = typer.Option(None, "--model", "-m", help="ONNX (.onnx) or OpenVINO (.xml) model; default: the shipped model.")
+BackendOpt = typer.Option("auto", help="auto (by file type), onnxruntime or openvino.")
+ThreadsOpt = typer.Option(0, help="Inference threads (0 = backend default).")
+TtaOpt = typer.Option(True, "--tta/--no-tta", help="Flip test-time augmentation (swaps left/right labels).")
+DetectOpt = typer.Option(True, "--detect/--no-detect", help="Find faces; --no-detect treats each input as an aligned crop.")
+DetectEveryOpt = typer.Option(3, help="Run the face detector every N frames (tracks in between).")
+SmoothingOpt = typer.Option(0.5, help="Temporal smoothing of class probabilities per face, 0 (off) .. <1.")
+
+
+def _pipeline(model, backend, threads, tta, detect, detect_every=1, smoothing=0.0):
+    from .runtime.pipeline import Pipeline
+
+    if not 0 <= smoothing < 1:
+        raise FaceparseError(f"--smoothing must be in [0, 1), got {smoothing}")
+    return Pipeline(model, backend, threads, tta, detect, detect_every, smoothing)
+
+
+def _print_stream_summary(summary: dict) -> None:
+    ms = "  ".join(f"{k} {v:.1f}" for k, v in summary["ms"].items())
+    out.print(f"{summary['frames']} frames ({summary['bad_frames']} unreadable) at {summary['fps']:.1f} FPS end to end; "
+              f"ms/frame: {ms}; faces/frame {summary['faces_per_frame']:.2f}; flicker {summary['flicker']}")
+    if summary["out"]:
+        out.print(f"wrote {summary['out']}")
+
+
+@app.command()
+def video(
+    source: str = typer.Argument(..., help="Video file or stream URL."),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="Write the annotated video here (.mp4)."),
+    show: bool = typer.Option(True, "--show/--no-show", help="Show a live window."),
+    model: Optional[Path] = ModelOpt, backend: str = BackendOpt, threads: int = ThreadsOpt, tta: bool = TtaOpt,
+    detect: bool = DetectOpt, detect_every: int = DetectEveryOpt, smoothing: float = SmoothingOpt,
+    json_file: Optional[Path] = JsonOpt,
+):
+    """Parse every face in a video file or stream; same frame count and rate out as in."""
+    from .runtime.video import run_stream
+
+    pipeline = _pipeline(model, backend, threads, tta, detect, detect_every, smoothing)
+    summary = run_stream(pipeline, source, out_file, show=show)
+    _print_stream_summary(summary)
+    write_json(json_file, summary)
+
+
+@app.command()
+def webcam(
+    camera: int = typer.Option(0, help="Camera index."),
+    save: Optional[Path] = typer.Option(None, help="Also record the annotated stream here (.mp4)."),
+    show: bool = typer.Option(True, "--show/--no-show", help="Show a live window (q quits)."),
+    model: Optional[Path] = ModelOpt, backend: str = BackendOpt, threads: int = ThreadsOpt, tta: bool = TtaOpt,
+    detect_every: int = DetectEveryOpt, smoothing: float = SmoothingOpt,
+    max_frames: Optional[int] = typer.Option(None, help="Stop after this many frames."),
+    json_file: Optional[Path] = JsonOpt,
+):
+    """Live face parsing from a webcam; q or Ctrl-C stops and finalises the saved file."""
+    from .runtime.video import run_stream
+
+    pipeline = _pipeline(model, backend, threads, tta, True, detect_every, smoothing)
+    summary = run_stream(pipeline, camera, save, show=show, is_camera=True, max_frames=max_frames)
+    _print_stream_summary(summary)
+    write_json(json_file, summary)
+
+
+@app.command()
+def image(
+    inputs: list[Path] = typer.Argument(..., help="Image files or folders of images."),
+    out_dir: Path = typer.Option(Path("runs/image"), "--out", help="Where to write <name>.png labels and <name>_overlay.png."),
+    model: Optional[Path] = ModelOpt, backend: str = BackendOpt, threads: int = ThreadsOpt, tta: bool = TtaOpt,
+    detect: bool = DetectOpt, json_file: Optional[Path] = JsonOpt,
+):
+    """Parse faces in images: a palette label PNG (class ids, input resolution) and an overlay per input."""
+    from .runtime.images import parse_images
+
+    records, errors = parse_images(_pipeline(model, backend, threads, tta, detect), inputs, out_dir)
+    for r in records:
+        out.print(f"{r['input']}: {len(r['faces'])} face(s) -> {r['labels']}, {r['overlay']}")
+    write_json(json_file, records)
+    if errors:
+        raise FaceparseError(f"{len(errors)} of {len(errors) + len(records)} images could not be read (first: {errors[0]})")
 
 
 def main():

@@ -95,3 +95,13 @@ def test_warmup_then_cosine_and_plateau_schedules():
     assert opt.param_groups[0]["lr"] == pytest.approx(0.5)
     with pytest.raises(FaceparseError):
         WarmupSchedule(opt, "step", 10, 0)
+
+
+def test_early_stopping_ends_a_run_that_stops_improving(tiny_dataset, tmp_path, monkeypatch):
+    from faceparse_edge.toolkit import train as train_module
+
+    scores = iter([30.0, 50.0, 45.0, 49.0, 60.0, 70.0])  # best at epoch 2, then two worse epochs
+    monkeypatch.setattr(train_module, "evaluate_model", lambda *a, **k: (
+        {"miou": next(scores), "f_measure": 0.0, "pixel_acc": 0.0}, None))
+    summary = train(_cfg(tiny_dataset, tmp_path / "stop", epochs=6, patience=2), TINY)
+    assert summary["epochs"] == 4 and summary["best_miou"] == 50.0

@@ -20,11 +20,12 @@ class _Reader:
         return next(self._items, None)
 
 
-def quantize_onnx(fp32_path: Path, out_path: Path, calibration: Sequence[np.ndarray]) -> Path:
+def quantize_onnx(fp32_path: Path, out_path: Path, calibration: Sequence[np.ndarray],
+                  signed_weights: bool = True, reduce_range: bool = True) -> Path:
     """Static INT8 (QDQ, per-channel weights) with the settings right for AVX2 CPUs without VNNI.
 
     There U8S8 arithmetic can saturate its 16-bit intermediate sums; reduce_range keeps
-    weights to 7 bits, which avoids that at a small cost in resolution.
+    weights to 7 bits, which avoids that (benchmarks/bench_int8.py measures the choices).
     """
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -39,7 +40,8 @@ def quantize_onnx(fp32_path: Path, out_path: Path, calibration: Sequence[np.ndar
         quant_pre_process(str(fp32_path), str(tmp))
         quantize_static(
             str(tmp), str(tmp), _Reader(calibration, input_name), quant_format=QuantFormat.QDQ,
-            per_channel=True, reduce_range=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+            per_channel=True, reduce_range=reduce_range, activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8 if signed_weights else QuantType.QUInt8,
             calibrate_method=CalibrationMethod.MinMax,
         )
         quantized = onnx.load(str(tmp))

@@ -1,0 +1,140 @@
+"""Face detection (OpenCV Haar cascade), CelebAMask-HQ-style crops, and tracking across frames.
+
+CelebAMask-HQ faces are aligned and framed with hair, neck and some shoulders; a detector
+box covers roughly eyebrows to chin. The crop rule maps a detector box to the square crop
+that frames the face as the training data does. It is measured, not guessed: `derive_rule`
+runs this same detector on the training images (`faceparse-edge data crop-rule`), and the
+shipped rule in crop_rule.json came from that command.
+"""
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..errors import FaceparseError
+
+RULE_FILE = Path(__file__).resolve().parent / "crop_rule.json"
+
+
+@dataclass(frozen=True)
+class CropRule:
+    """Square crop side = scale * box width; crop centre = box centre + (dx, dy) * box width."""
+
+    scale: float = 2.0
+    dx: float = 0.0
+    dy: float = 0.0
+
+    @classmethod
+    def load(cls, path: Path = RULE_FILE) -> "CropRule":
+        data = json.loads(Path(path).read_text())
+        return cls(data["scale"], data["dx"], data["dy"])
+
+    def crop_square(self, box) -> tuple[float, float, float]:
+        """(x0, y0, side) of the square crop for a detector box (x, y, w, h)."""
+        x, y, w, h = box
+        side = self.scale * w
+        cx, cy = x + w / 2 + self.dx * w, y + h / 2 + self.dy * w
+        return cx - side / 2, cy - side / 2, side
+
+
+class FaceDetector:
+    """OpenCV's frontal-face Haar cascade, run on a downscaled grayscale frame for speed."""
+
+    def __init__(self, max_side: int = 480, min_face: int = 24):
+        path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
+        self.cascade = cv2.CascadeClassifier(path)
+        if self.cascade.empty():
+            raise FaceparseError(f"cannot load the OpenCV face detector from {path}")
+        self.max_side, self.min_face = max_side, min_face
+
+    def detect(self, frame_rgb: np.ndarray) -> list[tuple[float, float, float, float]]:
+        h, w = frame_rgb.shape[:2]
+        scale = min(1.0, self.max_side / max(h, w))
+        gray = cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2GRAY)
+        if scale < 1.0:
+            gray = cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+        gray = cv2.equalizeHist(gray)
+        found = self.cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5,
+                                              minSize=(self.min_face, self.min_face))
+        boxes = [tuple(float(v) / scale for v in b) for b in (found if len(found) else [])]
+        return sorted(boxes, key=lambda b: -b[2])
+
+
+def derive_rule(images, detector: FaceDetector | None = None) -> tuple[CropRule, int]:
+    """The median box-to-crop mapping over aligned training images (the whole image is the crop)."""
+    detector = detector or FaceDetector(max_side=512)
+    scales, dxs, dys = [], [], []
+    for image in images:
+        boxes = detector.detect(image)
+        if not boxes:
+            continue
+        x, y, w, h = boxes[0]
+        side = image.shape[1]
+        scales.append(side / w)
+        dxs.append((side / 2 - (x + w / 2)) / w)
+        dys.append((image.shape[0] / 2 - (y + h / 2)) / w)
+    if not scales:
+        raise FaceparseError("the face detector found no face in any of the images")
+    rule = CropRule(round(float(np.median(scales)), 4), round(float(np.median(dxs)), 4), round(float(np.median(dys)), 4))
+    return rule, len(scales)
+
+
+def crop(frame: np.ndarray, square) -> np.ndarray:
+    """Cut a square (x0, y0, side) out of the frame; parts outside the frame are replicated edge."""
+    x0, y0, side = (int(round(v)) for v in square)
+    h, w = frame.shape[:2]
+    pad = max(0, -x0, -y0, x0 + side - w, y0 + side - h)
+    if pad:
+        frame = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        x0, y0 = x0 + pad, y0 + pad
+    return frame[y0 : y0 + side, x0 : x0 + side]
+
+
+def iou(a, b) -> float:
+    ax0, ay0, aw, ah = a
+    bx0, by0, bw, bh = b
+    ix = max(0.0, min(ax0 + aw, bx0 + bw) - max(ax0, bx0))
+    iy = max(0.0, min(ay0 + ah, by0 + bh) - max(ay0, by0))
+    inter = ix * iy
+    return inter / (aw * ah + bw * bh - inter + 1e-9)
+
+
+@dataclass
+class Track:
+    id: int
+    box: tuple  # smoothed detector box (x, y, w, h)
+    missed: int = 0
+    probs: np.ndarray | None = field(default=None, repr=False)  # smoothed class probabilities (C, S, S)
+
+
+class FaceTracker:
+    """Matches detections to tracks by IoU and smooths each track's box, so crops do not jitter."""
+
+    def __init__(self, box_smoothing: float = 0.6, max_missed: int = 2, min_iou: float = 0.3):
+        self.box_smoothing, self.max_missed, self.min_iou = box_smoothing, max_missed, min_iou
+        self.tracks: list[Track] = []
+        self._next_id = 0
+
+    def update(self, boxes) -> list[Track]:
+        unmatched = list(boxes)
+        for track in self.tracks:
+            best = max(unmatched, key=lambda b: iou(track.box, b), default=None)
+            if best is not None and iou(track.box, best) >= self.min_iou:
+                a = self.box_smoothing
+                track.box = tuple(a * t + (1 - a) * n for t, n in zip(track.box, best))
+                track.missed = 0
+                unmatched.remove(best)
+            else:
+                track.missed += 1
+        self.tracks = [t for t in self.tracks if t.missed <= self.max_missed]
+        for box in unmatched:
+            self.tracks.append(Track(self._next_id, tuple(box)))
+            self._next_id += 1
+        return self.tracks
+
+
+def rule_to_json(rule: CropRule, images: int, source: str) -> str:
+    return json.dumps({**asdict(rule), "images_with_a_face": images, "source": source}, indent=2) + "\n"

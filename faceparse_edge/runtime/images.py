@@ -1,0 +1,60 @@
+"""Parsing still images: an overlay PNG and a palette label PNG per input."""
+
+from pathlib import Path
+
+import cv2
+
+from ..errors import FaceparseError
+from ..fileio import atomic_path, read_image, write_label_png
+from ..progress import console, progress_bar
+from .draw import hud_lines, overlay
+from .pipeline import Pipeline
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def expand_inputs(inputs) -> list[Path]:
+    files = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            files += sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        elif item.is_file():
+            files.append(item)
+        else:
+            raise FaceparseError(f"input not found: {item}")
+    if not files:
+        raise FaceparseError("no images among the inputs")
+    return files
+
+
+def parse_images(pipeline: Pipeline, inputs, out_dir: Path) -> tuple[list[dict], list[str]]:
+    """Returns one record per parsed image, and the errors of images that could not be read."""
+    out_dir = Path(out_dir)
+    records, errors = [], []
+    files = expand_inputs(inputs)
+    with progress_bar() as progress:
+        task = progress.add_task("parse", total=len(files), info="")
+        for path in files:
+            progress.update(task, advance=1)
+            try:
+                image = read_image(path)
+            except FaceparseError as exc:
+                errors.append(str(exc))
+                console.print(f"skipped: {exc}")
+                continue
+            pipeline.reset()
+            result = pipeline(image)
+            stem = path.stem
+            labels_path, overlay_path = out_dir / f"{stem}.png", out_dir / f"{stem}_overlay.png"
+            write_label_png(labels_path, result.labels)
+            hud = hud_lines(0, result.timings, pipeline.backend.name, len(result.faces), pipeline.tta)[0:1]
+            drawn = overlay(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), result.labels, result.faces, [hud[0].split("  ", 1)[1]])
+            with atomic_path(overlay_path) as tmp:
+                if not cv2.imwrite(str(tmp), drawn):
+                    raise FaceparseError(f"cannot write {overlay_path}")
+            records.append({
+                "input": str(path), "labels": str(labels_path), "overlay": str(overlay_path),
+                "size": [image.shape[1], image.shape[0]],
+                "faces": [{"box": f.box, "crop": f.square, "track_id": f.track_id, "areas": f.areas} for f in result.faces],
+            })
+    return records, errors

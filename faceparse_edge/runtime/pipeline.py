@@ -1,0 +1,109 @@
+"""One parsing pipeline for images, video files, streams and webcams (torch-free).
+
+frame -> detect faces (every few frames) -> track and smooth crop boxes -> crop as
+CelebAMask-HQ frames faces -> parse the crops in one batch (with the mirrored crops when
+flip TTA is on) -> smooth probabilities per track -> paste labels into the frame.
+"""
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..classes import CLASS_NAMES
+from ..parsing import labels_at, predict_probs, preprocess
+from .backends import open_backend
+from .faces import CropRule, FaceDetector, FaceTracker, crop
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+DEFAULT_MODEL = WEIGHTS_DIR / "faceparse-edge.onnx"
+
+
+@dataclass
+class Face:
+    square: tuple  # crop (x0, y0, side) in frame pixels
+    box: tuple | None  # detector box (x, y, w, h); None with detection off
+    track_id: int | None
+    areas: dict  # class name -> pixels inside the frame
+
+
+@dataclass
+class FrameResult:
+    labels: np.ndarray  # class ids at frame resolution, 0 where no face is
+    faces: list[Face]
+    timings: dict = field(default_factory=dict)  # stage -> milliseconds
+
+
+class Pipeline:
+    def __init__(self, model: str | Path | None = None, backend: str = "auto", threads: int = 0, tta: bool = True,
+                 detect: bool = True, detect_every: int = 3, smoothing: float = 0.5, rule: CropRule | None = None):
+        self.backend = open_backend(model or DEFAULT_MODEL, backend, threads)
+        self.info = self.backend.info
+        self.tta, self.detect, self.detect_every, self.smoothing = tta, detect, max(1, detect_every), smoothing
+        self.rule = rule or CropRule.load()
+        self.detector = FaceDetector() if detect else None
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget tracks and smoothed probabilities (a new video, or an unrelated image)."""
+        self.tracker = FaceTracker()
+        self.frame_index = 0
+
+    def parse_crops(self, crops: list[np.ndarray]) -> np.ndarray:
+        """Class probabilities (N, C, S, S) for RGB crops, one batch (doubled by flip TTA)."""
+        batch = preprocess(crops, self.info.input_size, self.info.mean, self.info.std)
+        return predict_probs(self.backend, batch, self.tta)
+
+    def __call__(self, frame_rgb: np.ndarray) -> FrameResult:
+        h, w = frame_rgb.shape[:2]
+        timings = {"detect": 0.0}
+        t0 = time.perf_counter()
+        if self.detect:
+            if self.frame_index % self.detect_every == 0:
+                tracks = self.tracker.update(self.detector.detect(frame_rgb))
+                timings["detect"] = (time.perf_counter() - t0) * 1000
+            else:
+                tracks = self.tracker.tracks
+            squares = [self.rule.crop_square(t.box) for t in tracks]
+        else:
+            tracks, squares = [], []
+        self.frame_index += 1
+        labels = np.zeros((h, w), np.uint8)
+        faces: list[Face] = []
+        t1 = time.perf_counter()
+        if not self.detect:
+            probs = self.parse_crops([frame_rgb])[0]
+            labels[:] = labels_at(probs, h, w)
+            faces.append(Face((0, 0, max(h, w)), None, None, _areas(labels)))
+        elif tracks:
+            probs = self.parse_crops([crop(frame_rgb, s) for s in squares])
+            for track, square, p in zip(tracks, squares, probs):
+                if self.smoothing and track.probs is not None:
+                    p = self.smoothing * track.probs + (1 - self.smoothing) * p
+                track.probs = p
+                face_labels = _paste(labels, labels_at(p, *(2 * [max(1, int(round(square[2])))])), square)
+                faces.append(Face(tuple(round(v, 1) for v in square), tuple(round(v, 1) for v in track.box),
+                                  track.id, _areas(face_labels)))
+        timings["infer"] = (time.perf_counter() - t1) * 1000
+        return FrameResult(labels, faces, timings)
+
+
+def _paste(frame_labels: np.ndarray, face_labels: np.ndarray, square) -> np.ndarray:
+    """Write a face's non-background labels into the frame; returns the part inside the frame."""
+    x0, y0 = int(round(square[0])), int(round(square[1]))
+    h, w = frame_labels.shape
+    side = face_labels.shape[0]
+    fx0, fy0 = max(0, x0), max(0, y0)
+    fx1, fy1 = min(w, x0 + side), min(h, y0 + side)
+    if fx1 <= fx0 or fy1 <= fy0:
+        return face_labels[:0, :0]
+    part = face_labels[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0]
+    region = frame_labels[fy0:fy1, fx0:fx1]
+    region[part > 0] = part[part > 0]
+    return part
+
+
+def _areas(labels: np.ndarray) -> dict:
+    counts = np.bincount(labels.ravel(), minlength=len(CLASS_NAMES))
+    return {name: int(counts[i]) for i, name in enumerate(CLASS_NAMES) if i and counts[i]}

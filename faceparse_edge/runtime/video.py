@@ -1,0 +1,137 @@
+"""Frame loops for video files, stream URLs and webcams, sharing one pipeline."""
+
+import os
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..errors import FaceparseError
+from ..progress import console, progress_bar
+from .draw import hud_lines, overlay
+from .pipeline import Pipeline
+
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # our one-line errors, not FFmpeg's log
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
+MAX_CONSECUTIVE_BAD = 30
+STAGES = ("decode", "detect", "infer", "draw", "write")
+
+
+class _Writer:
+    """An mp4 writer that writes to a temporary file and renames it when finalised."""
+
+    def __init__(self, path: Path, fps: float, size: tuple[int, int]):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.path.with_name(f".{self.path.stem}.tmp{self.path.suffix or '.mp4'}")
+        self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+        if not self.writer.isOpened():
+            raise FaceparseError(f"cannot write video {path}")
+
+    def write(self, frame):
+        self.writer.write(frame)
+
+    def finalise(self):
+        self.writer.release()
+        os.replace(self.tmp, self.path)
+
+
+def flicker(previous: np.ndarray | None, current: np.ndarray) -> float | None:
+    """Share of face pixels (labelled in either frame) whose label changed since the previous frame."""
+    if previous is None or previous.shape != current.shape:
+        return None
+    face = (previous > 0) | (current > 0)
+    n = int(face.sum())
+    return float((previous[face] != current[face]).sum() / n) if n else None
+
+
+def run_stream(pipeline: Pipeline, source, out_path: Path | None = None, show: bool = False,
+               is_camera: bool = False, max_frames: int | None = None) -> dict:
+    """Parse every frame of a capture; returns the run summary. `q` or Ctrl-C stops cleanly."""
+    name = f"camera {source}" if is_camera else str(source)
+    if not is_camera and not str(source).startswith(("rtsp://", "http://", "https://")) and not Path(source).is_file():
+        raise FaceparseError(f"video not found: {source}")
+    cap = cv2.VideoCapture(source)
+    if not cap.isOpened():
+        raise FaceparseError(f"cannot open {name}" + ("" if is_camera else ": not a readable video (truncated or unsupported?)"))
+    fps_in = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if not is_camera else 0
+    pipeline.reset()
+    writer, window = None, "faceparse-edge"
+    sums = dict.fromkeys(STAGES, 0.0)
+    frames = bad = consecutive_bad = faces_total = frames_with_face = 0
+    flickers, previous, interrupted = [], None, False
+    fps_smooth, t_previous, t_start = 0.0, None, time.perf_counter()
+    try:
+        with progress_bar() as progress:
+            task = progress.add_task(Path(str(source)).name if not is_camera else name, total=total or None, info="")
+            while max_frames is None or frames < max_frames:
+                t0 = time.perf_counter()
+                ok, frame = cap.read()
+                if not ok:
+                    if frames == 0 and bad == 0 and is_camera:
+                        raise FaceparseError(f"{name} yields no frames")
+                    if total and frames + bad < total and consecutive_bad < MAX_CONSECUTIVE_BAD:
+                        bad += 1
+                        consecutive_bad += 1
+                        continue
+                    break
+                consecutive_bad = 0
+                t_decode = (time.perf_counter() - t0) * 1000
+                result = pipeline(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+                t1 = time.perf_counter()
+                if t_previous is not None:  # end to end: from one frame's start to the next
+                    fps_now = 1.0 / max(t0 - t_previous, 1e-6)
+                    fps_smooth = fps_now if fps_smooth == 0 else 0.9 * fps_smooth + 0.1 * fps_now
+                t_previous = t0
+                timings = {"decode": t_decode, **result.timings}
+                drawn = overlay(frame, result.labels, result.faces,
+                                hud_lines(fps_smooth, timings, pipeline.backend.name, len(result.faces), pipeline.tta))
+                timings["draw"] = (time.perf_counter() - t1) * 1000
+                t2 = time.perf_counter()
+                if out_path is not None:
+                    if writer is None:
+                        writer = _Writer(out_path, fps_in, (frame.shape[1], frame.shape[0]))
+                    writer.write(drawn)
+                timings["write"] = (time.perf_counter() - t2) * 1000
+                if show:
+                    try:
+                        cv2.imshow(window, drawn)
+                        if cv2.waitKey(1) & 0xFF == ord("q"):
+                            break
+                    except cv2.error:
+                        raise FaceparseError("no display available to show the video; use --no-show") from None
+                for k in STAGES:
+                    sums[k] += timings.get(k, 0.0)
+                frames += 1
+                faces_total += len(result.faces)
+                frames_with_face += bool(result.faces)
+                f = flicker(previous, result.labels)
+                if f is not None:
+                    flickers.append(f)
+                previous = result.labels
+                progress.update(task, advance=1, info=f"{fps_smooth:.1f} FPS, {len(result.faces)} faces")
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        wall = time.perf_counter() - t_start
+        cap.release()
+        if writer is not None:
+            writer.finalise()
+        if show:
+            cv2.destroyAllWindows()
+    if frames == 0:
+        raise FaceparseError(f"no readable frames in {name}")
+    if bad:
+        console.print(f"skipped {bad} unreadable frame(s) in {name}")
+    return {
+        "source": name, "frames": frames, "bad_frames": bad, "interrupted": interrupted,
+        "fps_in": round(fps_in, 3), "fps": round(frames / wall, 2),
+        "ms": {k: round(v / frames, 2) for k, v in sums.items()},
+        "faces_per_frame": round(faces_total / frames, 3), "frames_with_face": frames_with_face,
+        "flicker": round(float(np.mean(flickers)), 4) if flickers else None,
+        "backend": pipeline.backend.name, "tta": pipeline.tta, "smoothing": pipeline.smoothing,
+        "detect_every": pipeline.detect_every, "out": str(out_path) if out_path else None,
+    }

@@ -1,0 +1,151 @@
+"""The torch-free runtime on real photos and video, and flip TTA with a deliberately asymmetric model."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+from PIL import Image
+
+from faceparse_edge.classes import CLASS_NAMES
+from faceparse_edge.parsing import predict_probs, preprocess
+from faceparse_edge.runtime.backends import CONFIG_KEY, PRECISION_KEY, open_backend
+from faceparse_edge.runtime.pipeline import Pipeline
+
+from .conftest import SHARED
+from .test_cli import assert_one_line_error, cli
+
+MEDIA = SHARED / "media"
+PHOTOS = ("obama-720p.jpg", "biden.jpg", "lin-manuel-miranda.png")
+
+
+@pytest.fixture(scope="module")
+def media():
+    if not (MEDIA / "short_hamilton_clip.mp4").is_file():
+        pytest.skip(f"shared media not found at {MEDIA}")
+    return MEDIA
+
+
+def test_runtime_never_imports_torch(media, tmp_path):
+    """The runtime runs where importing torch fails."""
+    blocker = tmp_path / "block" / "torch"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('torch is not available in the runtime')\n")
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); sys.argv = ['faceparse-edge', 'image', sys.argv[2], '--out', sys.argv[3]];"
+        "from faceparse_edge.cli import main; main()"
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "block"), str(media / "obama-720p.jpg"),
+                             str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "obama-720p.png").is_file()
+
+
+def _centroid_x(labels, c):
+    return np.nonzero(labels == c)[1].mean()
+
+
+@pytest.mark.parametrize("photo", PHOTOS)
+def test_photos_are_found_and_parsed_with_left_on_the_image_right(media, photo):
+    image = np.asarray(Image.open(media / photo).convert("RGB"))
+    result = Pipeline(threads=2)(image)
+    assert len(result.faces) >= 1
+    face = max(result.faces, key=lambda f: f.square[2])
+    x0, y0, side = (int(round(v)) for v in face.square)
+    inside = result.labels[max(0, y0): y0 + side, max(0, x0): x0 + side]
+    present = {CLASS_NAMES[c] for c in np.unique(inside)}
+    assert {"skin", "nose", "hair", "u_lip", "l_lip"} <= present, present
+    assert present & {"l_eye", "r_eye"} and present & {"l_brow", "r_brow"}, present
+    for left, right in ((4, 5), (6, 7)):
+        if (inside == left).any() and (inside == right).any():
+            assert _centroid_x(inside, left) > _centroid_x(inside, right)  # subject's left = image right
+    assert (result.labels[: max(0, y0)] == 0).all()  # nothing outside the face crop
+
+
+def _asymmetric_model(path: Path, size: int = 32) -> Path:
+    """Ignores its input: l_eye (4) logits high on the image's right half, r_eye (5) on the left."""
+    bias = np.zeros((1, 19, size, size), np.float32)
+    bias[0, 4, :, size // 2:] = 5.0
+    bias[0, 5, :, : size // 2] = 5.0
+    nodes = [helper.make_node("ReduceMean", ["image"], ["m"], axes=[1, 2, 3], keepdims=1),
+             helper.make_node("Mul", ["m", "zero"], ["z"]),
+             helper.make_node("Add", ["z", "bias"], ["logits"])]
+    graph = helper.make_graph(
+        nodes, "asymmetric", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 3, size, size])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", 19, size, size])],
+        [helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]),
+         helper.make_tensor("bias", TensorProto.FLOAT, bias.shape, bias.ravel())])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    for key, value in ((CONFIG_KEY, json.dumps({"input_size": size, "mean": [0.5] * 3, "std": [0.25] * 3})),
+                       (PRECISION_KEY, "fp32")):
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(model, str(path))
+    return path
+
+
+def test_flip_tta_swaps_left_and_right_channels(tmp_path):
+    backend = open_backend(_asymmetric_model(tmp_path / "asym.onnx"))
+    batch = preprocess([np.zeros((32, 32, 3), np.uint8)], 32, backend.info.mean, backend.info.std)
+    plain = predict_probs(backend, batch, tta=False)
+    merged = predict_probs(backend, batch, tta=True)
+    # The model is left/right consistent, so a correct flip-and-swap reproduces it exactly;
+    # a missing swap would put l_eye on both halves, a missing flip would tie the classes.
+    assert np.allclose(merged, plain, atol=1e-6)
+    labels = merged[0].argmax(0)
+    assert (labels[:, 16:] == 4).all() and (labels[:, :16] == 5).all()
+
+
+def test_video_gives_an_output_with_the_same_frame_count(media, tmp_path):
+    out = tmp_path / "out.mp4"
+    result = cli("video", media / "short_hamilton_clip.mp4", "--out", out, "--no-show", "--json", tmp_path / "v.json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "v.json").read_text())
+    cap = cv2.VideoCapture(str(out))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == summary["frames"] == 275
+    assert abs(cap.get(cv2.CAP_PROP_FPS) - 29.97) < 0.01
+    assert summary["faces_per_frame"] > 0.5 and set(summary["ms"]) >= {"detect", "infer", "draw"}
+    assert summary["fps"] > 0 and 0 <= summary["flicker"] < 1
+
+
+def test_runtime_path_without_detection_equals_evaluate(celeba_mini):
+    from faceparse_edge.evaluation import evaluate_backend
+    from faceparse_edge.metrics import SegmentationMetrics
+    from faceparse_edge.toolkit.data import list_samples, load_pair
+
+    samples = list_samples(celeba_mini, "val")[:6]
+    pipeline = Pipeline(tta=True, detect=False)
+    metrics = SegmentationMetrics()
+    for s in samples:
+        image, mask = load_pair(s)
+        metrics.update(pipeline(image).labels, mask)
+    info = pipeline.info
+    expected, _ = evaluate_backend(pipeline.backend, samples, load_pair, info.input_size, info.mean, info.std, tta=True,
+                                   show_progress=False)
+    assert metrics.result()["miou"] == pytest.approx(expected["miou"], abs=1e-6)
+
+
+def test_image_command_outputs_and_bad_inputs(media, tmp_path):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not an image")
+    blank = tmp_path / "blank.png"
+    Image.fromarray(np.full((120, 160, 3), 127, np.uint8)).save(blank)
+    result = cli("image", media / "lin-manuel-miranda.png", blank, bad, "--out", tmp_path / "out", "--json", tmp_path / "i.json")
+    assert_one_line_error(result, "1 of 3 images could not be read")
+    records = json.loads((tmp_path / "i.json").read_text())
+    assert [len(r["faces"]) for r in records] == [1, 0]
+    labels = np.asarray(Image.open(tmp_path / "out" / "lin-manuel-miranda.png"))
+    assert Image.open(tmp_path / "out" / "lin-manuel-miranda.png").mode == "P"
+    assert labels.shape == (612, 704) and records[0]["faces"][0]["areas"]["skin"] > 1000
+    assert (np.asarray(Image.open(tmp_path / "out" / "blank.png")) == 0).all()  # no face: all background
+    assert_one_line_error(cli("image", tmp_path / "missing.jpg"), "input not found")
+    assert_one_line_error(cli("video", tmp_path / "missing.mp4", "--no-show"), "video not found")
+    (tmp_path / "junk.mp4").write_bytes(b"\x00" * 100)
+    assert_one_line_error(cli("video", tmp_path / "junk.mp4", "--no-show"), "junk.mp4")
+    assert_one_line_error(cli("webcam", "--camera", "7", "--no-show"), "camera 7")
+    assert_one_line_error(cli("image", blank, "--model", tmp_path / "m.tflite"), "model not found")
