@@ -285,19 +285,29 @@ def export(
 
 @app.command()
 def calibrate(
-    data: Path = typer.Option(..., help="Labelled dataset to pick from."),
+    data: Optional[Path] = typer.Option(None, help="Labelled dataset to pick from (a stratified pick)."),
+    video: Optional[Path] = typer.Option(None, help="Or a video: face crops cut as the runtime cuts them."),
     split: Optional[str] = typer.Option("train", help="Split to pick from."),
     size: int = typer.Option(64, help="Number of images."),
     seed: int = typer.Option(0, help="Random seed."),
     out_file: Path = typer.Option(Path("calibration_data/manifest.json"), "--out", help="Manifest to write."),
+    crops_dir: Path = typer.Option(Path("calibration_data/images"), help="Where video crops are written."),
 ):
-    """Pick a stratified calibration set (rare classes included) and write its manifest."""
-    from .export.calibration import pick_stratified, write_manifest
+    """Build a calibration set for INT8 and write its manifest (pass it to `export --manifest`)."""
+    from .export.calibration import crops_from_video, pick_stratified, rare_class_counts, write_manifest
     from .toolkit.data import list_samples
 
-    picked = pick_stratified(list_samples(data, split), size, seed)
-    write_manifest(out_file, str(data), split, picked, seed)
-    out.print(f"wrote {out_file}: {len(picked)} images")
+    if (data is None) == (video is None):
+        raise FaceparseError("give exactly one of --data or --video")
+    if video is not None:
+        images = crops_from_video(str(video), crops_dir, size)
+        write_manifest(out_file, str(video), [p.resolve() for p in images], kind="video face crops")
+    else:
+        picked = pick_stratified(list_samples(data, split), size, seed)
+        write_manifest(out_file, str(data), [s.image.resolve() for s in picked], kind="stratified pick", split=split,
+                       seed=seed, rare_class_images=rare_class_counts(picked), ids=[s.id for s in picked])
+        images = picked
+    out.print(f"wrote {out_file}: {len(images)} images")
 
 
 @app.command()

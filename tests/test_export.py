@@ -15,6 +15,7 @@ from faceparse_edge.export.exporter import export
 from faceparse_edge.runtime.backends import CONFIG_KEY, open_backend
 from faceparse_edge.toolkit.data import list_samples
 
+from .conftest import SHARED
 from .test_cli import assert_one_line_error, cli
 
 
@@ -136,5 +137,16 @@ def test_stratified_calibration_pick_includes_rare_classes(celeba_mini, tmp_path
     result = cli("calibrate", "--data", celeba_mini, "--size", "32", "--out", tmp_path / "m.json")
     assert result.returncode == 0, result.stderr
     manifest = json.loads((tmp_path / "m.json").read_text())
-    assert manifest["size"] == len(manifest["ids"]) == 32
+    assert manifest["size"] == len(manifest["images"]) == len(manifest["ids"]) == 32
     assert all(count >= 4 for count in manifest["rare_class_images"].values()), manifest["rare_class_images"]
+
+
+def test_calibration_from_video_crops_feeds_export(subset, tmp_path):
+
+    result = cli("calibrate", "--video", SHARED / "media" / "short_hamilton_clip.mp4", "--size", "12",
+                 "--out", tmp_path / "v.json", "--crops-dir", tmp_path / "crops")
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((tmp_path / "v.json").read_text())
+    assert manifest["size"] == 12 and all(Path(p).is_file() for p in manifest["images"])
+    rows = export(None, "onnx", True, str(subset), tmp_path / "out", manifest=tmp_path / "v.json")
+    assert rows[-1]["precision"] == "int8"

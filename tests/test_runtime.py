@@ -1,6 +1,7 @@
 """The torch-free runtime on real photos and video, and flip TTA with a deliberately asymmetric model."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -148,4 +149,17 @@ def test_image_command_outputs_and_bad_inputs(media, tmp_path):
     (tmp_path / "junk.mp4").write_bytes(b"\x00" * 100)
     assert_one_line_error(cli("video", tmp_path / "junk.mp4", "--no-show"), "junk.mp4")
     assert_one_line_error(cli("webcam", "--camera", "7", "--no-show"), "camera 7")
+    if not os.environ.get("DISPLAY"):
+        assert_one_line_error(cli("video", media / "short_hamilton_clip.mp4"), "use --no-show")
     assert_one_line_error(cli("image", blank, "--model", tmp_path / "m.tflite"), "model not found")
+
+
+def test_detector_false_positives_are_dropped_by_the_parse():
+    from faceparse_edge.runtime.pipeline import looks_like_a_face
+
+    probs = np.zeros((19, 32, 32), np.float32)
+    probs[13] = 1.0  # all hair: a box on the back of a head
+    assert not looks_like_a_face(probs)
+    probs[1, 8:24, 8:24] = 2.0
+    probs[2, 14:18, 14:18] = 3.0
+    assert looks_like_a_face(probs)

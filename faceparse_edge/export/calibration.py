@@ -41,27 +41,64 @@ def pick_stratified(samples, size: int, seed: int = 0, masks=None) -> list:
     return [samples[i] for i in sorted(chosen[:size])]
 
 
-def write_manifest(path: Path, data: str, split: str | None, picked, seed: int) -> None:
-    from ..fileio import read_label_png
-
-    counts = {CLASS_NAMES[c]: sum(bool((read_label_png(s.mask) == c).any()) for s in picked) for c in RARE_CLASSES}
-    manifest = {"source": str(data), "split": split, "seed": seed, "size": len(picked),
-                "rare_class_images": counts, "ids": [s.id for s in picked]}
+def write_manifest(path: Path, source: str, images: list, **details) -> None:
+    """A calibration manifest: where the images came from and their paths."""
+    manifest = {"source": str(source), "size": len(images), **details, "images": [str(p) for p in images]}
     write_text_atomic(path, json.dumps(manifest, indent=1) + "\n")
 
 
-def read_manifest(path: Path, data: str) -> list:
-    from ..toolkit.data import list_samples
+def rare_class_counts(samples) -> dict:
+    from ..fileio import read_label_png
 
+    masks = [read_label_png(s.mask) for s in samples]
+    return {CLASS_NAMES[c]: sum(bool((m == c).any()) for m in masks) for c in RARE_CLASSES}
+
+
+def read_manifest(path: Path) -> list[Path]:
     try:
-        manifest = json.loads(Path(path).read_text())
-        ids = set(manifest["ids"])
+        images = [Path(p) for p in json.loads(Path(path).read_text())["images"]]
     except (OSError, ValueError, KeyError) as exc:
         raise FaceparseError(f"cannot read calibration manifest {path}: {exc}") from None
-    samples = [s for s in list_samples(data) if s.id in ids]
-    if len(samples) < len(ids):
-        raise FaceparseError(f"{len(ids) - len(samples)} images of manifest {path} are missing from {data}")
-    return samples
+    missing = [p for p in images if not p.is_file()]
+    if missing:
+        raise FaceparseError(f"{len(missing)} images of calibration manifest {path} are missing (first: {missing[0]})")
+    return images
+
+
+def crops_from_video(video: str, out_dir: Path, size: int) -> list[Path]:
+    """Face crops from frames spread over a video, cut exactly as the runtime cuts them (PNG, lossless)."""
+    import cv2
+
+    from ..fileio import atomic_path
+    from ..runtime.faces import CropRule, FaceDetector, crop
+
+    cap = cv2.VideoCapture(str(video))
+    if not cap.isOpened():
+        raise FaceparseError(f"cannot open video {video}")
+    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or 1
+    step = max(1, total // size)
+    detector, rule = FaceDetector(), CropRule.load()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths, index = [], 0
+    with progress_bar(transient=True) as progress:
+        task = progress.add_task("video crops", total=total, info="")
+        while len(paths) < size:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            if index % step == 0:
+                rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                for k, box in enumerate(detector.detect(rgb)):
+                    path = out_dir / f"{Path(video).stem}_{index:06d}_{k}.png"
+                    with atomic_path(path) as tmp:
+                        cv2.imwrite(str(tmp), cv2.cvtColor(crop(rgb, rule.crop_square(box)), cv2.COLOR_RGB2BGR))
+                    paths.append(path)
+            index += 1
+            progress.update(task, advance=1)
+    cap.release()
+    if len(paths) < MIN_IMAGES:
+        raise FaceparseError(f"only {len(paths)} face crops found in {video}; a calibration set needs {MIN_IMAGES}")
+    return paths[:size]
 
 
 def calibration_batches(image_paths, size: int, mean, std) -> list[np.ndarray]:

@@ -67,10 +67,10 @@ def export(weights, fmt: str, int8: bool, data: str, out_dir: Path, imgsz: int |
     record(fp32_path, "fp32", FP32_AGREEMENT)
     if int8:
         if manifest:
-            calib_samples = read_manifest(manifest, data)
+            calib_images = read_manifest(manifest)
         else:
-            calib_samples = pick_stratified(list_samples(data, calib_split), calib_size, seed)
-        calibration = calibration_batches([s.image for s in calib_samples], c.input_size, c.mean, c.std)
+            calib_images = [s.image for s in pick_stratified(list_samples(data, calib_split), calib_size, seed)]
+        calibration = calibration_batches(calib_images, c.input_size, c.mean, c.std)
         if fmt == "onnx":
             int8_path = quantize_onnx(onnx_path, out_dir / "faceparse-edge-int8.onnx", calibration)
         else:

@@ -79,6 +79,9 @@ class Pipeline:
         elif tracks:
             probs = self.parse_crops([crop(frame_rgb, s) for s in squares])
             for track, square, p in zip(tracks, squares, probs):
+                if not looks_like_a_face(p):  # a detector false positive: drop its track
+                    self.tracker.tracks.remove(track)
+                    continue
                 if self.smoothing and track.probs is not None:
                     p = self.smoothing * track.probs + (1 - self.smoothing) * p
                 track.probs = p
@@ -87,6 +90,12 @@ class Pipeline:
                                   track.id, _areas(face_labels)))
         timings["infer"] = (time.perf_counter() - t1) * 1000
         return FrameResult(labels, faces, timings)
+
+
+def looks_like_a_face(probs: np.ndarray, min_skin: float = 0.05, min_nose: float = 0.002) -> bool:
+    """The parser's own check on a detection: enough skin and a nose in the crop."""
+    counts = np.bincount(probs.argmax(0).ravel(), minlength=len(CLASS_NAMES)) / probs[0].size
+    return counts[1] >= min_skin and counts[2] >= min_nose
 
 
 def _paste(frame_labels: np.ndarray, face_labels: np.ndarray, square) -> np.ndarray:

@@ -1,6 +1,7 @@
 """Frame loops for video files, stream URLs and webcams, sharing one pipeline."""
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -51,6 +52,8 @@ def run_stream(pipeline: Pipeline, source, out_path: Path | None = None, show: b
                is_camera: bool = False, max_frames: int | None = None) -> dict:
     """Parse every frame of a capture; returns the run summary. `q` or Ctrl-C stops cleanly."""
     name = f"camera {source}" if is_camera else str(source)
+    if show and sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise FaceparseError("no display available to show the video (DISPLAY is not set); use --no-show")
     if not is_camera and not str(source).startswith(("rtsp://", "http://", "https://")) and not Path(source).is_file():
         raise FaceparseError(f"video not found: {source}")
     cap = cv2.VideoCapture(source)

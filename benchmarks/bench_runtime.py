@@ -1,0 +1,64 @@
+"""End-to-end runtime speed and flicker on the shared video.
+
+    python benchmarks/bench_runtime.py --video ../shared/media/short_hamilton_clip.mp4
+
+Runs `faceparse-edge video`'s loop (decode, detect, parse, draw, encode) with flip TTA on,
+with and without temporal smoothing, several times each; reports median FPS and per-stage
+milliseconds, and flicker: the share of face pixels whose label changes between
+consecutive frames. Writes benchmarks/results/runtime.{md,json}.
+"""
+
+import argparse
+import json
+import statistics
+import tempfile
+from pathlib import Path
+
+from faceparse_edge.fileio import write_text_atomic
+from faceparse_edge.runtime.pipeline import Pipeline
+from faceparse_edge.runtime.video import STAGES, run_stream
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--video", default="../shared/media/short_hamilton_clip.mp4")
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--detect-every", type=int, default=3)
+    args = parser.parse_args()
+
+    out = Path(tempfile.mkdtemp()) / "out.mp4"
+    rows = []
+    for label, smoothing in (("smoothing on (0.5)", 0.5), ("smoothing off", 0.0)):
+        runs = []
+        for _ in range(args.repeats):
+            pipeline = Pipeline(args.model, threads=args.threads, tta=True, detect_every=args.detect_every,
+                                smoothing=smoothing)
+            runs.append(run_stream(pipeline, args.video, out))
+        fps = statistics.median(r["fps"] for r in runs)
+        rows.append({
+            "setting": label, "frames": runs[0]["frames"], "fps_median": fps, "fps_runs": [r["fps"] for r in runs],
+            "ms": {k: statistics.median(r["ms"][k] for r in runs) for k in STAGES},
+            "faces_per_frame": runs[0]["faces_per_frame"], "flicker": runs[0]["flicker"],
+            "backend": runs[0]["backend"],
+        })
+        print(rows[-1], flush=True)
+    reduction = rows[1]["flicker"] / rows[0]["flicker"] if rows[0]["flicker"] else None
+    md = [f"# Runtime on {Path(args.video).name}\n",
+          f"Flip TTA on, {args.threads} threads, detector every {args.detect_every} frames, backend "
+          f"{rows[0]['backend']}; median of {args.repeats} runs. Command: `python benchmarks/bench_runtime.py`.\n",
+          "| setting | frames | FPS (end to end) | decode | detect | infer | draw | write | faces/frame | flicker |",
+          "|---|---|---|---|---|---|---|---|---|---|"]
+    md += [f"| {r['setting']} | {r['frames']} | {r['fps_median']} | " + " | ".join(f"{r['ms'][k]:.2f}" for k in STAGES)
+           + f" | {r['faces_per_frame']} | {r['flicker']} |" for r in rows]
+    md.append(f"\nFlicker without smoothing / with smoothing: {reduction:.2f}x" if reduction else "")
+    write_text_atomic(RESULTS / "runtime.md", "\n".join(md) + "\n")
+    write_text_atomic(RESULTS / "runtime.json", json.dumps({"rows": rows, "flicker_reduction": reduction}, indent=2))
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
