@@ -79,7 +79,7 @@ def main():
     parser.add_argument("--imgsz", type=int, nargs="+", default=[256])
     parser.add_argument("--presets", nargs="+", default=sorted(PRESETS))
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--eval-images", type=int, default=20)
     args = parser.parse_args()
@@ -102,7 +102,9 @@ def main():
                 "infer_ms_batch1": round(latency, 2), "evaluate_img_per_s": round(eval_rate, 2),
             })
             print(rows[-1], flush=True)
-    header = (f"# Toolkit benchmark\n\nMachine: {machine()}\n\n"
+    malloc = "on (as in the Makefile)" if os.environ.get("MALLOC_TOP_PAD_") else "off"
+    header = (f"# Toolkit benchmark\n\nMachine: {machine()}; glibc malloc tuning {malloc}.\n"
+              f"Command: `make benchmark` (or `python benchmarks/bench_toolkit.py --steps {args.steps}`).\n\n"
               f"Training: batch {args.batch}, CE + Lovasz (16k px), augmentation on; median of {args.repeats} "
               f"rounds of {args.steps} steps. Inference: batch 1, median of 20 runs. Evaluate: {len(val_samples)} "
               "val images at 512x512 ground truth, no TTA (decode, preprocess, infer, upsample, score).\n\n")

@@ -8,12 +8,17 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from .classes import CLASS_NAMES
 from .errors import FaceparseError
 from .fileio import write_text_atomic
 from .progress import console
+
+# INT8 mIoU is flat from 8 calibration images on (benchmarks/results/int8.md); 32 is the
+# smallest stratified pick that holds 4 images of each rare class.
+DEFAULT_CALIBRATION_SIZE = 32
 
 app = typer.Typer(
     help="faceparse-edge: a small CelebAMask-HQ face parser for edge devices.",
@@ -23,7 +28,7 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Prepare and inspect datasets (images/ + masks/ + splits/).", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-out = console.__class__()  # stdout console for results; progress and logs go to stderr
+out = Console()  # results go to stdout; progress bars and logs to stderr (`console`)
 
 WeightsOpt = typer.Option(None, "--weights", "-w", help="Model weights (.safetensors or checkpoint .pt; `evaluate` also takes .onnx and OpenVINO .xml); default: the shipped model.")
 JsonOpt = typer.Option(None, "--json", help="Also write the result as JSON to this file.")
@@ -40,27 +45,16 @@ def write_json(path: Optional[Path], payload) -> None:
         console.print(f"wrote {path}")
 
 
-def _model_summary(model) -> dict:
-    from .toolkit.model import count_parameters
-
-    return {
-        "config": model.config.to_dict(),
-        "params": count_parameters(model),
-        "input_size": model.config.input_size,
-        "classes": list(CLASS_NAMES),
-    }
-
-
 @app.command()
 def info(weights: Optional[Path] = WeightsOpt, json_file: Optional[Path] = JsonOpt):
     """Show a model's configuration, trainable parameter count, input size and classes."""
     from .toolkit.checkpoint import DEFAULT_WEIGHTS, load_model
-    from .toolkit.model import PRESETS
+    from .toolkit.model import PRESETS, count_parameters
 
     model = load_model(weights)
-    summary = {"weights": str(weights or DEFAULT_WEIGHTS), **_model_summary(model)}
     preset = next((name for name, p in PRESETS.items() if _same_architecture(p, model.config)), "custom")
-    summary["preset"] = preset
+    summary = {"weights": str(weights or DEFAULT_WEIGHTS), "preset": preset, "config": model.config.to_dict(),
+               "params": count_parameters(model), "input_size": model.config.input_size, "classes": list(CLASS_NAMES)}
     table = Table(title=f"faceparse-edge model: {summary['weights']}", show_header=False)
     table.add_row("preset", preset)
     table.add_row("trainable parameters", f"{summary['params']:,}")
@@ -261,7 +255,7 @@ def export(
     data: Path = typer.Option(..., help="Labelled dataset: parity images, calibration and (with --max-drop) validation."),
     imgsz: Optional[int] = typer.Option(None, help="Input size (default: the model's)."),
     out_dir: Path = typer.Option(Path("runs/export"), "--out", help="Output folder."),
-    calib_size: int = typer.Option(64, help="Calibration images (a stratified pick from the train split)."),
+    calib_size: int = typer.Option(DEFAULT_CALIBRATION_SIZE, help="Calibration images (a stratified pick from the train split)."),
     manifest: Optional[Path] = typer.Option(None, help="Calibration manifest from `calibrate` (overrides --calib-size)."),
     max_drop: Optional[float] = typer.Option(None, help="OpenVINO: accuracy-controlled INT8 within this many mIoU points."),
     json_file: Optional[Path] = JsonOpt,
@@ -288,7 +282,7 @@ def calibrate(
     data: Optional[Path] = typer.Option(None, help="Labelled dataset to pick from (a stratified pick)."),
     video: Optional[Path] = typer.Option(None, help="Or a video: face crops cut as the runtime cuts them."),
     split: Optional[str] = typer.Option("train", help="Split to pick from."),
-    size: int = typer.Option(64, help="Number of images."),
+    size: int = typer.Option(DEFAULT_CALIBRATION_SIZE, help="Number of images."),
     seed: int = typer.Option(0, help="Random seed."),
     out_file: Path = typer.Option(Path("calibration_data/manifest.json"), "--out", help="Manifest to write."),
     crops_dir: Path = typer.Option(Path("calibration_data/images"), help="Where video crops are written."),
@@ -301,10 +295,10 @@ def calibrate(
         raise FaceparseError("give exactly one of --data or --video")
     if video is not None:
         images = crops_from_video(str(video), crops_dir, size)
-        write_manifest(out_file, str(video), [p.resolve() for p in images], kind="video face crops")
+        write_manifest(out_file, str(video), images, kind="video face crops")
     else:
         picked = pick_stratified(list_samples(data, split), size, seed)
-        write_manifest(out_file, str(data), [s.image.resolve() for s in picked], kind="stratified pick", split=split,
+        write_manifest(out_file, str(data), [s.image for s in picked], kind="stratified pick", split=split,
                        seed=seed, rare_class_images=rare_class_counts(picked), ids=[s.id for s in picked])
         images = picked
     out.print(f"wrote {out_file}: {len(images)} images")
@@ -329,10 +323,10 @@ def check(
         raise FaceparseError("no quantised models to check: name them or ship INT8 models")
     rows = run_check(reference, models, str(data), split, threads=threads)
     table = Table(title=f"quantised accuracy check on {data}" + (f" [{split}]" if split else ""))
-    for col in ("format", "precision", "size MB", "mIoU", "delta mIoU", "worst class delta", "agreement %"):
-        table.add_column(col, justify="left" if col in ("format", "precision") else "right")
+    for col in ("model", "format", "precision", "size MB", "mIoU", "delta mIoU", "worst class delta", "agreement %"):
+        table.add_column(col, justify="left" if col in ("model", "format", "precision") else "right")
     for r in rows:
-        table.add_row(r["format"], r["precision"], f"{r['size_mb']:.2f}", f"{r['miou']:.2f}", f"{r['delta_miou']:+.2f}",
+        table.add_row(Path(r["model"]).name, r["format"], r["precision"], f"{r['size_mb']:.2f}", f"{r['miou']:.2f}", f"{r['delta_miou']:+.2f}",
                       f"{r['worst_class']} {r['worst_class_delta']:+.2f}", f"{r['agreement']:.2f}")
     out.print(table)
     write_json(json_file, rows)

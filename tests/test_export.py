@@ -147,6 +147,6 @@ def test_calibration_from_video_crops_feeds_export(subset, tmp_path):
                  "--out", tmp_path / "v.json", "--crops-dir", tmp_path / "crops")
     assert result.returncode == 0, result.stderr
     manifest = json.loads((tmp_path / "v.json").read_text())
-    assert manifest["size"] == 12 and all(Path(p).is_file() for p in manifest["images"])
+    assert manifest["size"] == 12 and all((tmp_path / p).is_file() for p in manifest["images"])  # relative paths
     rows = export(None, "onnx", True, str(subset), tmp_path / "out", manifest=tmp_path / "v.json")
     assert rows[-1]["precision"] == "int8"

@@ -1,6 +1,7 @@
 """Calibration sets for INT8: a stratified pick from a labelled dataset, preprocessed like the runtime."""
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -42,8 +43,10 @@ def pick_stratified(samples, size: int, seed: int = 0, masks=None) -> list:
 
 
 def write_manifest(path: Path, source: str, images: list, **details) -> None:
-    """A calibration manifest: where the images came from and their paths."""
-    manifest = {"source": str(source), "size": len(images), **details, "images": [str(p) for p in images]}
+    """A calibration manifest: where the images came from and their paths, relative to the manifest."""
+    folder = Path(path).resolve().parent
+    relative = [os.path.relpath(Path(p).resolve(), folder) for p in images]  # portable with the repo
+    manifest = {"source": str(source), "size": len(images), **details, "images": relative}
     write_text_atomic(path, json.dumps(manifest, indent=1) + "\n")
 
 
@@ -56,7 +59,7 @@ def rare_class_counts(samples) -> dict:
 
 def read_manifest(path: Path) -> list[Path]:
     try:
-        images = [Path(p) for p in json.loads(Path(path).read_text())["images"]]
+        images = [Path(path).parent / p for p in json.loads(Path(path).read_text())["images"]]
     except (OSError, ValueError, KeyError) as exc:
         raise FaceparseError(f"cannot read calibration manifest {path}: {exc}") from None
     missing = [p for p in images if not p.is_file()]
@@ -76,29 +79,32 @@ def crops_from_video(video: str, out_dir: Path, size: int) -> list[Path]:
     if not cap.isOpened():
         raise FaceparseError(f"cannot open video {video}")
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or 1
-    step = max(1, total // size)
+    step = max(1, total // (4 * size))  # look at 4x more frames than needed: not every frame has a face
     detector, rule = FaceDetector(), CropRule.load()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths, index = [], 0
+    found, index = [], 0
     with progress_bar(transient=True) as progress:
         task = progress.add_task("video crops", total=total, info="")
-        while len(paths) < size:
+        while True:
             ok, frame = cap.read()
             if not ok:
                 break
             if index % step == 0:
                 rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-                for k, box in enumerate(detector.detect(rgb)):
-                    path = out_dir / f"{Path(video).stem}_{index:06d}_{k}.png"
-                    with atomic_path(path) as tmp:
-                        cv2.imwrite(str(tmp), cv2.cvtColor(crop(rgb, rule.crop_square(box)), cv2.COLOR_RGB2BGR))
-                    paths.append(path)
+                found += [(index, k, crop(rgb, rule.crop_square(box))) for k, box in enumerate(detector.detect(rgb))]
             index += 1
             progress.update(task, advance=1)
     cap.release()
-    if len(paths) < MIN_IMAGES:
-        raise FaceparseError(f"only {len(paths)} face crops found in {video}; a calibration set needs {MIN_IMAGES}")
-    return paths[:size]
+    if len(found) < MIN_IMAGES:
+        raise FaceparseError(f"only {len(found)} face crops found in {video}; a calibration set needs {MIN_IMAGES}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in np.linspace(0, len(found) - 1, min(size, len(found))).round().astype(int):  # spread over the video
+        frame_index, k, face = found[i]
+        path = out_dir / f"{Path(video).stem}_{frame_index:06d}_{k}.png"
+        with atomic_path(path) as tmp:
+            cv2.imwrite(str(tmp), cv2.cvtColor(face, cv2.COLOR_RGB2BGR))
+        paths.append(path)
+    return paths
 
 
 def calibration_batches(image_paths, size: int, mean, std) -> list[np.ndarray]:

@@ -36,7 +36,7 @@ def parity(model, path: Path, batch: np.ndarray) -> dict:
 
 
 def export(weights, fmt: str, int8: bool, data: str, out_dir: Path, imgsz: int | None = None,
-           calib_size: int = 64, manifest: Path | None = None, max_drop: float | None = None,
+           calib_size: int = 32, manifest: Path | None = None, max_drop: float | None = None,
            val_split: str = "val", calib_split: str = "train", seed: int = 0) -> list[dict]:
     """Export and check; returns one row per written model."""
     from ..toolkit.checkpoint import load_model

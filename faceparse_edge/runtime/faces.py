@@ -43,12 +43,12 @@ class CropRule:
 class FaceDetector:
     """OpenCV's frontal-face Haar cascade, run on a downscaled grayscale frame for speed."""
 
-    def __init__(self, max_side: int = 480, min_face: int = 24):
+    def __init__(self, max_side: int = 320, min_face: int = 20, scale_factor: float = 1.15):
         path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
         self.cascade = cv2.CascadeClassifier(path)
         if self.cascade.empty():
             raise FaceparseError(f"cannot load the OpenCV face detector from {path}")
-        self.max_side, self.min_face = max_side, min_face
+        self.max_side, self.min_face, self.scale_factor = max_side, min_face, scale_factor
 
     def detect(self, frame_rgb: np.ndarray) -> list[tuple[float, float, float, float]]:
         h, w = frame_rgb.shape[:2]
@@ -57,7 +57,7 @@ class FaceDetector:
         if scale < 1.0:
             gray = cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
         gray = cv2.equalizeHist(gray)
-        found = self.cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5,
+        found = self.cascade.detectMultiScale(gray, scaleFactor=self.scale_factor, minNeighbors=5,
                                               minSize=(self.min_face, self.min_face))
         boxes = [tuple(float(v) / scale for v in b) for b in (found if len(found) else [])]
         return sorted(boxes, key=lambda b: -b[2])
@@ -65,7 +65,7 @@ class FaceDetector:
 
 def derive_rule(images, detector: FaceDetector | None = None) -> tuple[CropRule, int]:
     """The median box-to-crop mapping over aligned training images (the whole image is the crop)."""
-    detector = detector or FaceDetector(max_side=512)
+    detector = detector or FaceDetector()
     scales, dxs, dys = [], [], []
     for image in images:
         boxes = detector.detect(image)
