@@ -14,9 +14,12 @@ def overlay(frame_bgr: np.ndarray, labels: np.ndarray, faces, hud: list[str] | N
     """A copy of the frame with face pixels tinted by class, plus boxes, legend and HUD text."""
     out = frame_bgr.copy()
     mask = labels > 0
-    if mask.any():
-        colours = PALETTE_BGR[labels[mask]]
-        out[mask] = (out[mask] * (1 - alpha) + colours * alpha).astype(np.uint8)
+    if mask.any():  # blend only inside the faces' bounding rectangle
+        x, y, w, h = cv2.boundingRect(mask.view(np.uint8))
+        roi, face_labels = out[y : y + h, x : x + w], labels[y : y + h, x : x + w]
+        blended = cv2.addWeighted(roi, 1 - alpha, PALETTE_BGR[face_labels], alpha, 0)
+        inside = face_labels > 0
+        roi[inside] = blended[inside]
     for face in faces:
         if face.box is not None:
             x0, y0, side = (int(round(v)) for v in face.square)

@@ -39,13 +39,23 @@ class _Writer:
         os.replace(self.tmp, self.path)
 
 
-def flicker(previous: np.ndarray | None, current: np.ndarray) -> float | None:
-    """Share of face pixels (labelled in either frame) whose label changed since the previous frame."""
-    if previous is None or previous.shape != current.shape:
+def flicker(previous, current) -> float | None:
+    """Share of face pixels whose label changed since the previous frame.
+
+    Face pixels: those labelled as face in either frame, inside the crops of the faces
+    tracked through both frames (faces appearing or leaving are not flicker).
+    """
+    if previous is None or previous.labels.shape != current.labels.shape:
         return None
-    face = (previous > 0) | (current > 0)
-    n = int(face.sum())
-    return float((previous[face] != current[face]).sum() / n) if n else None
+    kept = {f.track_id for f in previous.faces} & {f.track_id for f in current.faces}
+    region = np.zeros(current.labels.shape, bool)
+    for face in current.faces:
+        if face.track_id in kept:
+            x0, y0, side = (int(round(v)) for v in face.square)
+            region[max(0, y0) : max(0, y0 + side), max(0, x0) : max(0, x0 + side)] = True
+    region &= (previous.labels > 0) | (current.labels > 0)
+    n = int(region.sum())
+    return float((previous.labels[region] != current.labels[region]).sum() / n) if n else None
 
 
 def run_stream(pipeline: Pipeline, source, out_path: Path | None = None, show: bool = False,
@@ -111,10 +121,10 @@ def run_stream(pipeline: Pipeline, source, out_path: Path | None = None, show: b
                 frames += 1
                 faces_total += len(result.faces)
                 frames_with_face += bool(result.faces)
-                f = flicker(previous, result.labels)
+                f = flicker(previous, result)
                 if f is not None:
                     flickers.append(f)
-                previous = result.labels
+                previous = result
                 progress.update(task, advance=1, info=f"{fps_smooth:.1f} FPS, {len(result.faces)} faces")
     except KeyboardInterrupt:
         interrupted = True
