@@ -163,3 +163,21 @@ def test_detector_false_positives_are_dropped_by_the_parse():
     probs[1, 8:24, 8:24] = 2.0
     probs[2, 14:18, 14:18] = 3.0
     assert looks_like_a_face(probs)
+
+
+def test_corrupt_frames_are_skipped_counted_and_the_output_finalised(tmp_path):
+    rng = np.random.default_rng(0)
+    writer = cv2.VideoWriter(str(tmp_path / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 25, (160, 120))
+    for _ in range(40):
+        writer.write(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8))
+    writer.release()
+    data = bytearray((tmp_path / "clip.avi").read_bytes())
+    for offset in range(len(data) // 3, len(data) // 3 + 30000, 1000):  # damage frames in the middle
+        data[offset : offset + 300] = bytes(300)
+    (tmp_path / "bad.avi").write_bytes(bytes(data))
+    result = cli("video", tmp_path / "bad.avi", "--no-show", "--out", tmp_path / "out.mp4", "--json", tmp_path / "s.json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["bad_frames"] >= 1 and summary["frames"] + summary["bad_frames"] == 40
+    assert int(cv2.VideoCapture(str(tmp_path / "out.mp4")).get(cv2.CAP_PROP_FRAME_COUNT)) == summary["frames"]
+    assert "skipped" in result.stderr
