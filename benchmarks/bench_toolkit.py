@@ -12,7 +12,6 @@ import csv
 import io
 import json
 import os
-import platform
 import statistics
 import time
 from dataclasses import replace
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from faceparse_edge.export.benchmark import machine_description
 from faceparse_edge.fileio import write_text_atomic
 from faceparse_edge.toolkit.augment import Augmenter
 from faceparse_edge.toolkit.data import list_samples
@@ -33,12 +33,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    return f"{machine_description(torch.get_num_threads())}; torch {torch.__version__}"
 
 
 def bench_training(config, images, masks, batch_size, steps, repeats):

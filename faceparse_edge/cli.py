@@ -48,8 +48,9 @@ def write_json(path: Optional[Path], payload) -> None:
 @app.command()
 def info(weights: Optional[Path] = WeightsOpt, json_file: Optional[Path] = JsonOpt):
     """Show a model's configuration, trainable parameter count, input size and classes."""
-    from .toolkit.checkpoint import DEFAULT_WEIGHTS, load_model
+    from .toolkit.checkpoint import load_model
     from .toolkit.model import PRESETS, count_parameters
+    from .weights import DEFAULT_WEIGHTS
 
     model = load_model(weights)
     preset = next((name for name, p in PRESETS.items() if _same_architecture(p, model.config)), "custom")
@@ -315,9 +316,10 @@ def check(
     json_file: Optional[Path] = JsonOpt,
 ):
     """Evaluate FP32 and quantised models with `evaluate`'s metrics; exit 1 if any drop exceeds --max-drop."""
-    from .export.check import SHIPPED_FP32, check as run_check, shipped_int8_models
+    from .export.check import check as run_check
+    from .weights import DEFAULT_ONNX, shipped_int8_models
 
-    reference = reference or SHIPPED_FP32
+    reference = reference or DEFAULT_ONNX
     models = models or shipped_int8_models()
     if not models:
         raise FaceparseError("no quantised models to check: name them or ship INT8 models")
@@ -348,7 +350,8 @@ def benchmark(
     out_dir: Path = typer.Option(Path("benchmarks/results"), "--out", help="Where to save the table and chart."),
 ):
     """PyTorch eager vs ONNX Runtime vs OpenVINO, FP32 and INT8: size, mIoU, latency, FPS, speed-up."""
-    from .export.benchmark import WEIGHTS_DIR, benchmark as run_benchmark, machine_description, save_results
+    from .export.benchmark import benchmark as run_benchmark, machine_description, save_results
+    from .weights import WEIGHTS_DIR
 
     rows = run_benchmark(weights, models_dir or WEIGHTS_DIR, str(data), split, threads, runs, rounds)
     machine = machine_description(threads)

@@ -6,10 +6,9 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 from safetensors.torch import save_file
 
-from faceparse_edge.toolkit.checkpoint import DEFAULT_WEIGHTS
+from faceparse_edge.weights import DEFAULT_WEIGHTS
 
 from .conftest import make_dataset
 

@@ -18,9 +18,9 @@ import numpy as np
 
 from ..errors import FaceparseError
 from ..fileio import atomic_path, write_text_atomic
-from .exporter import file_size_mb
+from ..runtime.backends import model_size_mb
+from ..weights import DEFAULT_WEIGHTS
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 FORMATS = (  # name, precision, file relative to the models folder (None: the torch model)
     ("PyTorch eager", "fp32", None),
     ("ONNX Runtime", "fp32", "faceparse-edge.onnx"),
@@ -55,7 +55,6 @@ def benchmark(weights, models_dir: Path, data: str, split: str, threads: int, ru
               rounds: int = 3, warmup: int = 10, eval_images: int | None = None) -> list[dict]:
     from ..evaluation import evaluate_backend
     from ..runtime.backends import open_backend
-    from ..toolkit.checkpoint import DEFAULT_WEIGHTS
     from ..toolkit.data import list_samples, load_pair
 
     samples = list_samples(data, split)[:eval_images]
@@ -65,12 +64,12 @@ def benchmark(weights, models_dir: Path, data: str, split: str, threads: int, ru
         try:
             if rel is None:
                 backend, size, mean, std = _torch_backend(weights, threads)
-                row["size_mb"] = round(file_size_mb(Path(weights or DEFAULT_WEIGHTS)), 3)
+                row["size_mb"] = round(model_size_mb(weights or DEFAULT_WEIGHTS), 3)
             else:
                 path = Path(models_dir) / rel
                 backend = open_backend(path, threads=threads)
                 size, mean, std = backend.info.input_size, backend.info.mean, backend.info.std
-                row["size_mb"] = round(file_size_mb(path), 3)
+                row["size_mb"] = round(model_size_mb(path), 3)
             result, _ = evaluate_backend(backend, samples, load_pair, size, mean, std, description=f"{name} {precision}")
             row["miou"] = round(result["miou"], 2)
             runners.append((row, backend, np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32)))

@@ -6,16 +6,7 @@ import numpy as np
 
 from ..errors import FaceparseError
 from ..evaluation import evaluate_backend
-from ..runtime.backends import open_backend
-from .exporter import file_size_mb
-
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-SHIPPED_FP32 = WEIGHTS_DIR / "faceparse-edge.onnx"
-
-
-def shipped_int8_models() -> list[Path]:
-    return sorted(p for p in WEIGHTS_DIR.rglob("*int8*") if p.suffix in (".onnx", ".xml"))
-
+from ..runtime.backends import model_size_mb, open_backend
 
 def check(reference: Path, models: list[Path], data: str, split: str | None, tta: bool = False,
           threads: int = 0) -> list[dict]:
@@ -41,7 +32,7 @@ def check(reference: Path, models: list[Path], data: str, split: str | None, tta
         agreement = np.mean([(a == b).mean() for a, b in zip(labels, reference_labels)]) * 100
         rows.append({
             "model": str(path), "format": backend.name, "precision": info.precision,
-            "size_mb": round(file_size_mb(Path(path)), 3), "miou": round(result["miou"], 3),
+            "size_mb": round(model_size_mb(path), 3), "miou": round(result["miou"], 3),
             "delta_miou": round(result["miou"] - reference_result["miou"], 3),
             "worst_class": worst, "worst_class_delta": round(deltas[worst], 3),
             "f_measure": round(result["f_measure"], 3), "agreement": round(float(agreement), 3),

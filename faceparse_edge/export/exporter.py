@@ -9,7 +9,7 @@ import torch
 from ..errors import FaceparseError
 from ..fileio import read_image
 from ..parsing import preprocess
-from ..runtime.backends import open_backend
+from ..runtime.backends import model_size_mb, open_backend
 from .calibration import calibration_batches, pick_stratified, read_manifest
 from .onnx_export import export_onnx
 from .quantize import quantize_onnx, quantize_openvino, to_openvino
@@ -18,11 +18,6 @@ FORMATS = ("onnx", "openvino")
 # Parity thresholds against torch FP32 (argmax pixel agreement at the model's input size).
 FP32_AGREEMENT, INT8_AGREEMENT, FP32_MAX_DIFF = 0.999, 0.90, 1e-2
 PARITY_IMAGES = 8
-
-
-def file_size_mb(path: Path) -> float:
-    files = [path, path.with_suffix(".bin")] if path.suffix == ".xml" else [path]
-    return sum(f.stat().st_size for f in files if f.exists()) / 1e6
 
 
 @torch.inference_mode()
@@ -55,7 +50,7 @@ def export(weights, fmt: str, int8: bool, data: str, out_dir: Path, imgsz: int |
 
     def record(path, precision, threshold):
         check = parity(model, path, parity_batch)
-        row = {"format": fmt, "precision": precision, "path": str(path), "size_mb": round(file_size_mb(path), 3), **check}
+        row = {"format": fmt, "precision": precision, "path": str(path), "size_mb": round(model_size_mb(path), 3), **check}
         rows.append(row)
         if check["agreement"] < threshold or (precision == "fp32" and check["max_abs_diff"] > FP32_MAX_DIFF):
             raise FaceparseError(

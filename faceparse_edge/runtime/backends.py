@@ -111,6 +111,13 @@ class OpenVinoBackend:
         return self.compiled(batch)[self.output]
 
 
+def model_size_mb(path: str | Path) -> float:
+    """Size on disk; an OpenVINO IR counts its .xml and .bin."""
+    path = Path(path)
+    files = [path, path.with_suffix(".bin")] if path.suffix == ".xml" else [path]
+    return sum(f.stat().st_size for f in files if f.exists()) / 1e6
+
+
 def backend_for(path: str | Path) -> str:
     suffix = Path(path).suffix.lower()
     if suffix == ".onnx":

@@ -13,11 +13,10 @@ import numpy as np
 
 from ..classes import CLASS_NAMES
 from ..parsing import labels_at, predict_probs, preprocess
+from ..weights import DEFAULT_ONNX
 from .backends import open_backend
 from .faces import CropRule, FaceDetector, FaceTracker, crop
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-DEFAULT_MODEL = WEIGHTS_DIR / "faceparse-edge.onnx"
 
 
 @dataclass
@@ -38,7 +37,7 @@ class FrameResult:
 class Pipeline:
     def __init__(self, model: str | Path | None = None, backend: str = "auto", threads: int = 0, tta: bool = True,
                  detect: bool = True, detect_every: int = 3, smoothing: float = 0.5, rule: CropRule | None = None):
-        self.backend = open_backend(model or DEFAULT_MODEL, backend, threads)
+        self.backend = open_backend(model or DEFAULT_ONNX, backend, threads)
         self.info = self.backend.info
         self.tta, self.detect, self.detect_every, self.smoothing = tta, detect, max(1, detect_every), smoothing
         self.rule = rule or CropRule.load()

@@ -7,9 +7,9 @@ import torch
 
 from ..errors import FaceparseError
 from ..fileio import atomic_path
+from ..weights import DEFAULT_WEIGHTS
 from .model import FaceParser, ModelConfig, build_model
 
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "default.safetensors"
 FORMAT_TAG = "faceparse-edge"
 
 

@@ -5,7 +5,7 @@ Composition follows segmentation_models_pytorch: an encoder returning features, 
 """
 
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 
 import torch
 import torch.nn.functional as F
