@@ -135,6 +135,7 @@ def _plot(rows, path: Path) -> None:
         ax.annotate(f"{r['format']} {r['precision']}", (r["p50_ms"], r["miou"]), textcoords="offset points",
                     xytext=(6, 4), fontsize=8)
     ax.set(xlabel="latency p50, batch 1 (ms)", ylabel="val mIoU (%)", title="faceparse-edge: latency vs accuracy")
+    ax.margins(x=0.2, y=0.15)  # room for the labels
     ax.grid(alpha=0.3)
     fig.tight_layout()
     with atomic_path(path) as tmp:
