@@ -3,7 +3,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SHARED ?= ../shared
 DATA ?= $(SHARED)/data/celebamask-mini
-# glibc malloc settings measured to speed up CPU training (13.6 -> 17.5 images/s here)
+# glibc malloc settings: edge-preset training 11.8-12.0 -> 16.3-17.9 images/s on this 2-core CPU
+# (python benchmarks/bench_toolkit.py --presets edge, two runs without and with them)
 export MALLOC_MMAP_THRESHOLD_ ?= 33554432
 export MALLOC_TRIM_THRESHOLD_ ?= 17179869184
 export MALLOC_TOP_PAD_ ?= 536870912

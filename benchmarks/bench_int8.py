@@ -13,41 +13,28 @@ import argparse
 import json
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-from faceparse_edge.evaluation import evaluate_backend
+from faceparse_edge.export.benchmark import latency_ms
 from faceparse_edge.export.calibration import calibration_batches, pick_stratified
+from faceparse_edge.export.check import check
 from faceparse_edge.export.onnx_export import export_onnx
 from faceparse_edge.export.quantize import quantize_onnx, quantize_openvino, to_openvino
 from faceparse_edge.fileio import write_text_atomic
 from faceparse_edge.runtime.backends import open_backend
 from faceparse_edge.toolkit.checkpoint import load_model
-from faceparse_edge.toolkit.data import list_samples, load_pair
+from faceparse_edge.toolkit.data import list_samples
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def score(path, samples, reference_labels=None):
+def p50_ms(path) -> float:
     backend = open_backend(path, threads=2)
-    info = backend.info
-    labels = []
-    result, _ = evaluate_backend(backend, samples, load_pair, info.input_size, info.mean, info.std,
-                                 show_progress=False, predictions=labels)
-    x = np.zeros((1, 3, info.input_size, info.input_size), np.float32)
-    for _ in range(5):
-        backend(x)
-    times = []
-    for _ in range(30):
-        t0 = time.perf_counter()
-        backend(x)
-        times.append((time.perf_counter() - t0) * 1000)
-    agreement = None
-    if reference_labels is not None:
-        agreement = float(np.mean([(a == b).mean() for a, b in zip(labels, reference_labels)]) * 100)
-    return round(result["miou"], 2), agreement, round(statistics.median(times), 2), labels
+    x = np.zeros((1, 3, backend.info.input_size, backend.info.input_size), np.float32)
+    latency_ms(backend, x, 5)  # warm-up
+    return round(statistics.median(latency_ms(backend, x, 30)), 2)
 
 
 def main():
@@ -60,28 +47,29 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="bench_int8_"))
     model = load_model(args.weights)
     c = model.config
-    val = list_samples(args.data, "val")
     train = list_samples(args.data, "train")
     fp32 = export_onnx(model, work / "fp32.onnx")
     fp32_xml = to_openvino(fp32, work / "fp32.xml")
-    ref_miou, _, ref_ms, ref_labels = score(fp32, val)
-    print(f"FP32 ONNX: mIoU {ref_miou}, {ref_ms} ms", flush=True)
+    ref_ms = p50_ms(fp32)
 
     calib64 = calibration_batches([s.image for s in pick_stratified(train, 64)], c.input_size, c.mean, c.std)
-    settings = []
-    for name, signed, reduce in (("U8S8", True, False), ("U8S8 reduce_range", True, True), ("U8U8", False, False)):
-        path = quantize_onnx(fp32, work / f"{name.replace(' ', '_')}.onnx", calib64, signed, reduce)
-        miou, agreement, ms, _ = score(path, val, ref_labels)
-        settings.append({"setting": name, "miou": miou, "delta_miou": round(miou - ref_miou, 2),
-                         "agreement": round(agreement, 2), "p50_ms": ms})
-        print(settings[-1], flush=True)
+    names = {"U8S8": (True, False), "U8S8 reduce_range": (True, True), "U8U8": (False, False)}
+    paths = [quantize_onnx(fp32, work / f"{name.replace(' ', '_')}.onnx", calib64, signed, reduce)
+             for name, (signed, reduce) in names.items()]
+    reference, *rows = check(fp32, paths, args.data, "val")
+    ref_miou = round(reference["miou"], 2)
+    settings = [{"setting": name, "miou": round(r["miou"], 2), "delta_miou": round(r["delta_miou"], 2),
+                 "agreement": round(r["agreement"], 2), "p50_ms": p50_ms(path)}
+                for name, r, path in zip(names, rows, paths)]
+    print(settings, flush=True)
 
     sweep = []
     for size in args.sizes:
         calib = calibration_batches([s.image for s in pick_stratified(train, size)], c.input_size, c.mean, c.std)
-        ort_miou, _, _, _ = score(quantize_onnx(fp32, work / f"ort_{size}.onnx", calib), val, ref_labels)
-        ov_miou, _, _, _ = score(quantize_openvino(fp32_xml, work / f"ov_{size}.xml", calib), val, ref_labels)
-        sweep.append({"calibration_images": size, "onnxruntime_int8_miou": ort_miou, "openvino_int8_miou": ov_miou})
+        _, ort, ov = check(fp32, [quantize_onnx(fp32, work / f"ort_{size}.onnx", calib),
+                                  quantize_openvino(fp32_xml, work / f"ov_{size}.xml", calib)], args.data, "val")
+        sweep.append({"calibration_images": size, "onnxruntime_int8_miou": round(ort["miou"], 2),
+                      "openvino_int8_miou": round(ov["miou"], 2)})
         print(sweep[-1], flush=True)
 
     md = [f"# INT8 settings and calibration size\n\nFP32 ONNX val mIoU {ref_miou}, batch-1 latency {ref_ms} ms "

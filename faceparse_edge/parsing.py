@@ -50,7 +50,7 @@ def predict_probs(backend: Backend, batch: np.ndarray, tta: bool) -> np.ndarray:
         return softmax(backend(batch))
     n = len(batch)
     both = np.concatenate([batch, batch[:, :, :, ::-1]], axis=0)
-    probs = softmax(backend(np.ascontiguousarray(both)))
+    probs = softmax(backend(both))  # concatenate made `both` contiguous
     return 0.5 * (probs[:n] + unflip_probs(probs[n:]))
 
 

@@ -157,12 +157,12 @@ def test_image_command_outputs_and_bad_inputs(media, tmp_path):
 def test_detector_false_positives_are_dropped_by_the_parse():
     from faceparse_edge.runtime.pipeline import looks_like_a_face
 
-    probs = np.zeros((19, 32, 32), np.float32)
-    probs[13] = 1.0  # all hair: a box on the back of a head
-    assert not looks_like_a_face(probs)
-    probs[1, 8:24, 8:24] = 2.0
-    probs[2, 14:18, 14:18] = 3.0
-    assert looks_like_a_face(probs)
+    labels = np.full((32, 32), 13, np.uint8)  # all hair: a box on the back of a head
+    assert not looks_like_a_face(labels)
+    labels[8:24, 8:24] = 1
+    assert not looks_like_a_face(labels)  # skin but no nose
+    labels[14:18, 14:18] = 2
+    assert looks_like_a_face(labels)
 
 
 def test_corrupt_frames_are_skipped_counted_and_the_output_finalised(tmp_path):

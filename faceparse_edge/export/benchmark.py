@@ -51,6 +51,16 @@ def _torch_backend(weights, threads):
     return torch_backend(model), model.config.input_size, model.config.mean, model.config.std
 
 
+def latency_ms(backend, x: np.ndarray, runs: int) -> list[float]:
+    """Wall-clock milliseconds of `runs` calls on the same input."""
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        backend(x)
+        times.append((time.perf_counter() - t0) * 1000)
+    return times
+
+
 def benchmark(weights, models_dir: Path, data: str, split: str, threads: int, runs: int = 30,
               rounds: int = 3, warmup: int = 10, eval_images: int | None = None) -> list[dict]:
     from ..evaluation import evaluate_backend
@@ -76,18 +86,14 @@ def benchmark(weights, models_dir: Path, data: str, split: str, threads: int, ru
         except FaceparseError as exc:  # a missing or broken format is a row, not the end of the benchmark
             row["status"] = f"failed: {str(exc).splitlines()[0][:80]}"
         rows.append(row)
-    for row, backend, x in runners:
-        for _ in range(warmup):
-            backend(x)
-        row["_times"] = []
+    samples_ms = {id(row): [] for row, _, _ in runners}
+    for _, backend, x in runners:
+        latency_ms(backend, x, warmup)
     for _ in range(rounds):
         for row, backend, x in runners:
-            for _ in range(runs):
-                t0 = time.perf_counter()
-                backend(x)
-                row["_times"].append((time.perf_counter() - t0) * 1000)
+            samples_ms[id(row)] += latency_ms(backend, x, runs)
     for row, _, _ in runners:
-        times = row.pop("_times")
+        times = samples_ms[id(row)]
         row["p50_ms"] = round(float(np.percentile(times, 50)), 2)
         row["p90_ms"] = round(float(np.percentile(times, 90)), 2)
         row["fps"] = round(1000 / row["p50_ms"], 1)

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..classes import CLASS_NAMES, NUM_CLASSES
 from ..errors import FaceparseError
-from ..fileio import read_image, write_text_atomic
+from ..fileio import read_image, read_label_png, write_text_atomic
 from ..parsing import preprocess
 from ..progress import progress_bar
 
@@ -16,10 +16,8 @@ RARE_CLASSES = (3, 14, 15, 16)  # eyeglasses, hat, earring, necklace
 MIN_IMAGES = 8
 
 
-def pick_stratified(samples, size: int, seed: int = 0, masks=None) -> list:
+def pick_stratified(samples, size: int, seed: int = 0) -> list:
     """`size` samples where each rare class gets about size/8 images, the rest picked at random."""
-    from ..fileio import read_label_png
-
     if size < MIN_IMAGES:
         raise FaceparseError(f"a calibration set needs at least {MIN_IMAGES} images, got {size}")
     if len(samples) < size:
@@ -51,8 +49,6 @@ def write_manifest(path: Path, source: str, images: list, **details) -> None:
 
 
 def rare_class_counts(samples) -> dict:
-    from ..fileio import read_label_png
-
     masks = [read_label_png(s.mask) for s in samples]
     return {CLASS_NAMES[c]: sum(bool((m == c).any()) for m in masks) for c in RARE_CLASSES}
 

@@ -8,6 +8,7 @@ from ..errors import FaceparseError
 from ..evaluation import evaluate_backend
 from ..runtime.backends import model_size_mb, open_backend
 
+
 def check(reference: Path, models: list[Path], data: str, split: str | None, tta: bool = False,
           threads: int = 0) -> list[dict]:
     """One row per model: size, mIoU, delta to the reference, worst per-class delta, pixel agreement."""

@@ -35,7 +35,7 @@ def export(weights, fmt: str, int8: bool, data: str, out_dir: Path, imgsz: int |
            val_split: str = "val", calib_split: str = "train", seed: int = 0) -> list[dict]:
     """Export and check; returns one row per written model."""
     from ..toolkit.checkpoint import load_model
-    from ..toolkit.data import list_samples, load_pair
+    from ..toolkit.data import list_samples
 
     if fmt not in FORMATS:
         raise FaceparseError(f"unsupported export format '{fmt}'; choose from {', '.join(FORMATS)}")
@@ -69,11 +69,7 @@ def export(weights, fmt: str, int8: bool, data: str, out_dir: Path, imgsz: int |
         if fmt == "onnx":
             int8_path = quantize_onnx(onnx_path, out_dir / "faceparse-edge-int8.onnx", calibration)
         else:
-            validation = None
-            if max_drop is not None:
-                validation = [(preprocess([image], c.input_size, c.mean, c.std), mask)
-                              for image, mask in map(load_pair, val_samples)]
             name = "faceparse-edge-int8-acc.xml" if max_drop is not None else "faceparse-edge-int8.xml"
-            int8_path = quantize_openvino(fp32_path, out_dir / "openvino" / name, calibration, validation, max_drop)
+            int8_path = quantize_openvino(fp32_path, out_dir / "openvino" / name, calibration, val_samples, max_drop)
         record(int8_path, "int8", INT8_AGREEMENT)
     return rows

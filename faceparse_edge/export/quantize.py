@@ -1,13 +1,14 @@
 """INT8 quantisation: ONNX Runtime static QDQ, and OpenVINO via NNCF (optionally accuracy-controlled)."""
 
+import json
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from ..fileio import atomic_path
-from ..metrics import SegmentationMetrics
-from ..parsing import labels_at, softmax
+from ..evaluation import evaluate_backend
+from ..fileio import atomic_path, read_image
+from ..parsing import preprocess
 
 
 class _Reader:
@@ -74,19 +75,10 @@ def _save_ir(model, xml_path: Path, config: str, precision: str) -> None:
     tmp_xml.replace(xml_path)
 
 
-def miou_of_compiled(compiled_model, items) -> float:
-    """mIoU (%) of an OpenVINO compiled model over (batch, mask) items, the way `evaluate` scores."""
-    metrics = SegmentationMetrics()
-    output = compiled_model.output(0)
-    for batch, mask in items:
-        probs = softmax(compiled_model(batch)[output])
-        metrics.update(labels_at(probs[0], *mask.shape), mask)
-    return metrics.result()["miou"]
-
-
 def quantize_openvino(fp32_xml: Path, out_xml: Path, calibration: Sequence[np.ndarray],
-                      validation: Sequence[tuple] | None = None, max_drop: float | None = None) -> Path:
-    """NNCF post-training INT8; with `max_drop`, accuracy control keeps mIoU within max_drop points."""
+                      validation: Sequence | None = None, max_drop: float | None = None) -> Path:
+    """NNCF post-training INT8; with `max_drop`, accuracy control keeps the mIoU on the
+    labelled `validation` samples within max_drop points of FP32, scored as `evaluate` scores."""
     import nncf
     import openvino as ov
 
@@ -96,9 +88,20 @@ def quantize_openvino(fp32_xml: Path, out_xml: Path, calibration: Sequence[np.nd
     if max_drop is None:
         quantized = nncf.quantize(model, calib, subset_size=len(calibration), preset=nncf.QuantizationPreset.MIXED)
     else:
-        val = nncf.Dataset(list(validation), lambda item: item[0])
+        from ..toolkit.data import load_pair
+
+        info = json.loads(config)
+        size, mean, std = info["input_size"], info["mean"], info["std"]
+
+        def miou(compiled_model, samples) -> float:
+            output = compiled_model.output(0)
+            result, _ = evaluate_backend(lambda batch: compiled_model(batch)[output], list(samples), load_pair,
+                                         size, mean, std, show_progress=False)
+            return result["miou"]
+
+        val = nncf.Dataset(list(validation), lambda s: preprocess([read_image(s.image)], size, mean, std))
         quantized = nncf.quantize_with_accuracy_control(
-            model, calib, val, validation_fn=miou_of_compiled, max_drop=max_drop,
+            model, calib, val, validation_fn=miou, max_drop=max_drop,
             drop_type=nncf.DropType.ABSOLUTE, subset_size=len(calibration),
             preset=nncf.QuantizationPreset.MIXED,
         )

@@ -8,7 +8,7 @@ from ..errors import FaceparseError
 from ..fileio import atomic_path, read_image, write_label_png
 from ..progress import console, progress_bar
 from .draw import hud_lines, overlay
-from .pipeline import Pipeline
+from .pipeline import Pipeline, class_areas
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -47,14 +47,14 @@ def parse_images(pipeline: Pipeline, inputs, out_dir: Path) -> tuple[list[dict],
             stem = path.stem
             labels_path, overlay_path = out_dir / f"{stem}.png", out_dir / f"{stem}_overlay.png"
             write_label_png(labels_path, result.labels)
-            hud = hud_lines(0, result.timings, pipeline.backend.name, len(result.faces), pipeline.tta)[0:1]
-            drawn = overlay(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), result.labels, result.faces, [hud[0].split("  ", 1)[1]])
+            hud = hud_lines(None, result.timings, pipeline.backend.name, len(result.faces), pipeline.tta)[:1]
+            drawn = overlay(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), result.labels, result.faces, hud)
             with atomic_path(overlay_path) as tmp:
                 if not cv2.imwrite(str(tmp), drawn):
                     raise FaceparseError(f"cannot write {overlay_path}")
             records.append({
                 "input": str(path), "labels": str(labels_path), "overlay": str(overlay_path),
                 "size": [image.shape[1], image.shape[0]],
-                "faces": [{"box": f.box, "crop": f.square, "track_id": f.track_id, "areas": f.areas} for f in result.faces],
+                "faces": [{"box": f.box, "crop": f.square, "track_id": f.track_id, "areas": class_areas(f.labels)} for f in result.faces],
             })
     return records, errors

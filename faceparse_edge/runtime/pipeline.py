@@ -24,7 +24,7 @@ class Face:
     square: tuple  # crop (x0, y0, side) in frame pixels
     box: tuple | None  # detector box (x, y, w, h); None with detection off
     track_id: int | None
-    areas: dict  # class name -> pixels inside the frame
+    labels: np.ndarray  # the face's class ids over the part of its crop inside the frame
 
 
 @dataclass
@@ -60,10 +60,9 @@ class Pipeline:
         t0 = time.perf_counter()
         if self.detect:
             if self.frame_index % self.detect_every == 0:
-                tracks = self.tracker.update(self.detector.detect(frame_rgb))
+                self.tracker.update(self.detector.detect(frame_rgb))
                 timings["detect"] = (time.perf_counter() - t0) * 1000
-            else:
-                tracks = self.tracker.tracks
+            tracks = list(self.tracker.tracks)  # a copy: false positives are removed from the tracker below
             squares = [self.rule.crop_square(t.box) for t in tracks]
         else:
             tracks, squares = [], []
@@ -74,27 +73,27 @@ class Pipeline:
         if not self.detect:
             probs = self.parse_crops([frame_rgb])[0]
             labels[:] = labels_at(probs, h, w)
-            faces.append(Face((0, 0, max(h, w)), None, None, _areas(labels)))
+            faces.append(Face((0, 0, max(h, w)), None, None, labels))
         elif tracks:
             probs = self.parse_crops([crop(frame_rgb, s) for s in squares])
             for track, square, p in zip(tracks, squares, probs):
-                if not looks_like_a_face(p):  # a detector false positive: drop its track
-                    self.tracker.tracks.remove(track)
-                    continue
                 if self.smoothing and track.probs is not None:
                     p = self.smoothing * track.probs + (1 - self.smoothing) * p
+                crop_labels = labels_at(p, *(2 * [max(1, int(round(square[2])))]))
+                if not looks_like_a_face(crop_labels):  # a detector false positive: drop its track
+                    self.tracker.tracks.remove(track)
+                    continue
                 track.probs = p
-                face_labels = _paste(labels, labels_at(p, *(2 * [max(1, int(round(square[2])))])), square)
                 faces.append(Face(tuple(round(v, 1) for v in square), tuple(round(v, 1) for v in track.box),
-                                  track.id, _areas(face_labels)))
+                                  track.id, _paste(labels, crop_labels, square)))
         timings["infer"] = (time.perf_counter() - t1) * 1000
         return FrameResult(labels, faces, timings)
 
 
-def looks_like_a_face(probs: np.ndarray, min_skin: float = 0.05, min_nose: float = 0.002) -> bool:
+def looks_like_a_face(crop_labels: np.ndarray, min_skin: float = 0.05, min_nose: float = 0.002) -> bool:
     """The parser's own check on a detection: enough skin and a nose in the crop."""
-    counts = np.bincount(probs.argmax(0).ravel(), minlength=len(CLASS_NAMES)) / probs[0].size
-    return counts[1] >= min_skin and counts[2] >= min_nose
+    share = np.bincount(crop_labels.ravel(), minlength=len(CLASS_NAMES)) / crop_labels.size
+    return share[1] >= min_skin and share[2] >= min_nose
 
 
 def _paste(frame_labels: np.ndarray, face_labels: np.ndarray, square) -> np.ndarray:
@@ -112,6 +111,7 @@ def _paste(frame_labels: np.ndarray, face_labels: np.ndarray, square) -> np.ndar
     return part
 
 
-def _areas(labels: np.ndarray) -> dict:
+def class_areas(labels: np.ndarray) -> dict:
+    """Class name -> pixel count, background left out."""
     counts = np.bincount(labels.ravel(), minlength=len(CLASS_NAMES))
     return {name: int(counts[i]) for i, name in enumerate(CLASS_NAMES) if i and counts[i]}
