@@ -57,3 +57,13 @@ def test_config_round_trips_through_a_dict():
     assert ModelConfig.from_dict(config.to_dict()) == config
     with pytest.raises(FaceparseError, match="unknown model config"):
         ModelConfig.from_dict({**config.to_dict(), "bogus": 1})
+
+
+def test_coarse_logits_are_the_forward_output_before_its_upsampling():
+    model = build_model(PRESETS["edge"]).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        coarse, full = model.coarse_logits(x), model(x)
+    assert coarse.shape == (1, 19, 16, 16)  # the decoder works at stride 4
+    upsampled = torch.nn.functional.interpolate(coarse, size=(64, 64), mode="bilinear", align_corners=False)
+    assert torch.allclose(upsampled, full, atol=1e-5)

@@ -14,7 +14,7 @@ from onnx import TensorProto, helper
 from PIL import Image
 
 from faceparse_edge.classes import CLASS_NAMES
-from faceparse_edge.parsing import predict_probs, preprocess
+from faceparse_edge.parsing import labels_at, predict_probs, preprocess, softmax
 from faceparse_edge.runtime.backends import CONFIG_KEY, PRECISION_KEY, open_backend
 from faceparse_edge.runtime.pipeline import Pipeline
 
@@ -100,6 +100,14 @@ def test_flip_tta_swaps_left_and_right_channels(tmp_path):
     assert np.allclose(merged, plain, atol=1e-6)
     labels = merged[0].argmax(0)
     assert (labels[:, 16:] == 4).all() and (labels[:, :16] == 5).all()
+
+
+def test_labels_from_coarse_probabilities_are_the_argmax_of_upsampled_logits():
+    rng = np.random.default_rng(0)
+    coarse = cv2.GaussianBlur(rng.normal(0, 3, (16, 16, 19)).astype(np.float32), (5, 5), 1)  # smooth, like a model's
+    upsampled = cv2.resize(coarse, (61, 64), interpolation=cv2.INTER_LINEAR).argmax(2)
+    labels = labels_at(softmax(coarse.transpose(2, 0, 1)[None])[0], 64, 61)
+    assert labels.shape == (64, 61) and (labels == upsampled).mean() > 0.999
 
 
 def test_video_gives_an_output_with_the_same_frame_count(media, tmp_path):

@@ -8,6 +8,7 @@ import torch
 
 from ..fileio import atomic_path
 from ..runtime.backends import CONFIG_KEY, PRECISION_KEY
+from ..toolkit.model import CoarseLogits
 
 OPSET = 17
 
@@ -25,12 +26,12 @@ def config_metadata(path) -> str:
 
 
 def export_onnx(model, path: str | Path, opset: int = OPSET) -> Path:
-    """Export a FaceParser (input 'image' NCHW float32, output 'logits'), dynamic batch."""
+    """Export a FaceParser (input 'image' NCHW float32, output its coarse 'logits'), dynamic batch."""
     size = model.config.input_size
     path = Path(path)
     with atomic_path(path) as tmp:
         torch.onnx.export(
-            model.eval(), (torch.zeros(1, 3, size, size),), str(tmp), input_names=["image"],
+            CoarseLogits(model).eval(), (torch.zeros(1, 3, size, size),), str(tmp), input_names=["image"],
             output_names=["logits"], dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
             opset_version=opset, dynamo=False,
         )

@@ -46,14 +46,19 @@ def _check_input(path, input_shape, info: ModelInfo):
 
 
 def _check_output(path, backend) -> None:
-    """Run one blank image: a face parser returns (1, 19, size, size) logits."""
+    """Run one blank image: a face parser returns (1, 19, side, side) logits, side = size / 2**k.
+
+    Exported models output coarse (stride 4) logits; `parsing.labels_at` upsamples them.
+    """
     size = backend.info.input_size
     try:
         shape = backend(np.zeros((1, 3, size, size), np.float32)).shape
     except Exception as exc:  # backends raise their own types for graphs that cannot run this input
         raise FaceparseError(f"{path} cannot run a 1x3x{size}x{size} input: {str(exc).splitlines()[0][:200]}") from None
-    if shape != (1, NUM_CLASSES, size, size):
-        raise FaceparseError(f"{path} outputs shape {shape}; a face parser outputs (1, {NUM_CLASSES}, {size}, {size})")
+    side = shape[-1] if len(shape) == 4 else 0
+    if shape[:3] != (1, NUM_CLASSES, side) or not side or size % side or (size // side) & (size // side - 1):
+        raise FaceparseError(f"{path} outputs shape {shape}; a face parser outputs (1, {NUM_CLASSES}, S, S) "
+                             f"logits, S = {size} / a power of 2")
 
 
 class OnnxRuntimeBackend:

@@ -50,10 +50,11 @@ class FaceDetector:
             raise FaceparseError(f"cannot load the OpenCV face detector from {path}")
         self.max_side, self.min_face, self.scale_factor = max_side, min_face, scale_factor
 
-    def detect(self, frame_rgb: np.ndarray) -> list[tuple[float, float, float, float]]:
-        h, w = frame_rgb.shape[:2]
+    def detect(self, frame: np.ndarray) -> list[tuple[float, float, float, float]]:
+        """Face boxes (x, y, w, h), largest first, in an RGB or grayscale frame."""
+        h, w = frame.shape[:2]
         scale = min(1.0, self.max_side / max(h, w))
-        gray = cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2GRAY)
+        gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
         if scale < 1.0:
             gray = cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
         gray = cv2.equalizeHist(gray)
@@ -105,13 +106,17 @@ def iou(a, b) -> float:
 @dataclass
 class Track:
     id: int
-    box: tuple  # smoothed detector box (x, y, w, h)
+    box: tuple  # smoothed detector box (x, y, w, h), moved with the face between detections
     missed: int = 0
+    square: tuple | None = None  # the crop (x0, y0, side) parsed in the previous frame
     probs: np.ndarray | None = field(default=None, repr=False)  # smoothed class probabilities (C, S, S)
 
 
 class FaceTracker:
-    """Matches detections to tracks by IoU and smooths each track's box, so crops do not jitter."""
+    """Matches detections to tracks by IoU and smooths each track's box, so crops do not jitter.
+
+    Between detections the pipeline moves each box with its face's optical flow (`motion`).
+    """
 
     def __init__(self, box_smoothing: float = 0.6, max_missed: int = 2, min_iou: float = 0.3):
         self.box_smoothing, self.max_missed, self.min_iou = box_smoothing, max_missed, min_iou

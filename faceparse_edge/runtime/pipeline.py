@@ -1,14 +1,16 @@
 """One parsing pipeline for images, video files, streams and webcams (torch-free).
 
-frame -> detect faces (every few frames) -> track and smooth crop boxes -> crop as
-CelebAMask-HQ frames faces -> parse the crops in one batch (with the mirrored crops when
-flip TTA is on) -> smooth probabilities per track -> paste labels into the frame.
+frame -> move each tracked face's box with its optical flow -> detect faces (every few
+frames) and match them to tracks -> crop as CelebAMask-HQ frames faces -> parse the crops
+in one batch (with the mirrored crops when flip TTA is on) -> blend each face's
+probabilities with its previous ones, moved along the flow -> paste labels into the frame.
 """
 
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from ..classes import CLASS_NAMES
@@ -16,7 +18,7 @@ from ..parsing import labels_at, predict_probs, preprocess
 from ..weights import DEFAULT_ONNX
 from .backends import open_backend
 from .faces import CropRule, FaceDetector, FaceTracker, crop
-
+from .motion import CropFlow, face_shift, warp_probs
 
 
 @dataclass
@@ -48,6 +50,8 @@ class Pipeline:
         """Forget tracks and smoothed probabilities (a new video, or an unrelated image)."""
         self.tracker = FaceTracker()
         self.frame_index = 0
+        self.flow = CropFlow()
+        self.previous_gray = None
 
     def parse_crops(self, crops: list[np.ndarray]) -> np.ndarray:
         """Class probabilities (N, C, S, S) for RGB crops, one batch (doubled by flip TTA)."""
@@ -56,12 +60,18 @@ class Pipeline:
 
     def __call__(self, frame_rgb: np.ndarray) -> FrameResult:
         h, w = frame_rgb.shape[:2]
-        timings = {"detect": 0.0}
-        t0 = time.perf_counter()
+        timings = {"track": 0.0, "detect": 0.0}
+        flows = {}
         if self.detect:
+            t0 = time.perf_counter()
+            gray = cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2GRAY)
+            flows = self._follow_faces(gray)
+            t1 = time.perf_counter()
+            timings["track"] = (t1 - t0) * 1000
             if self.frame_index % self.detect_every == 0:
-                self.tracker.update(self.detector.detect(frame_rgb))
-                timings["detect"] = (time.perf_counter() - t0) * 1000
+                self.tracker.update(self.detector.detect(gray))
+                timings["detect"] = (time.perf_counter() - t1) * 1000
+            self.previous_gray = gray
             tracks = list(self.tracker.tracks)  # a copy: false positives are removed from the tracker below
             squares = [self.rule.crop_square(t.box) for t in tracks]
         else:
@@ -77,17 +87,31 @@ class Pipeline:
         elif tracks:
             probs = self.parse_crops([crop(frame_rgb, s) for s in squares])
             for track, square, p in zip(tracks, squares, probs):
-                if self.smoothing and track.probs is not None:
-                    p = self.smoothing * track.probs + (1 - self.smoothing) * p
+                if self.smoothing and track.id in flows:  # parsed in the previous frame
+                    moved = warp_probs(track.probs, track.square, square, flows[track.id])
+                    p = self.smoothing * moved + (1 - self.smoothing) * p
                 crop_labels = labels_at(p, *(2 * [max(1, int(round(square[2])))]))
                 if not looks_like_a_face(crop_labels):  # a detector false positive: drop its track
                     self.tracker.tracks.remove(track)
                     continue
-                track.probs = p
+                track.probs, track.square = p, square
                 faces.append(Face(tuple(round(v, 1) for v in square), tuple(round(v, 1) for v in track.box),
                                   track.id, _paste(labels, crop_labels, square)))
         timings["infer"] = (time.perf_counter() - t1) * 1000
         return FrameResult(labels, faces, timings)
+
+    def _follow_faces(self, gray: np.ndarray) -> dict:
+        """Move each parsed face's box by its motion since the previous frame; track id -> flow."""
+        flows = {}
+        if self.previous_gray is None or self.previous_gray.shape != gray.shape:
+            return flows
+        for track in self.tracker.tracks:
+            if track.square is not None:
+                flows[track.id] = flow = self.flow(self.previous_gray, gray, track.square)
+                dx, dy = face_shift(flow)
+                x, y, bw, bh = track.box
+                track.box = (x + dx, y + dy, bw, bh)
+        return flows
 
 
 def looks_like_a_face(crop_labels: np.ndarray, min_skin: float = 0.05, min_nose: float = 0.002) -> bool:

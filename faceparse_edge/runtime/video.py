@@ -17,7 +17,7 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # our one-line errors, no
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 MAX_CONSECUTIVE_BAD = 30
-STAGES = ("decode", "detect", "infer", "draw", "write")
+STAGES = ("decode", "track", "detect", "infer", "draw", "write")
 
 
 class _Writer:

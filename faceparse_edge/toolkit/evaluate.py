@@ -9,12 +9,12 @@ from .model import FaceParser
 
 
 def torch_backend(model: FaceParser, device: str = "cpu"):
-    """Wrap a model as a backend: float32 NCHW numpy batch -> NCHW numpy logits."""
+    """Wrap a model as a backend: float32 NCHW numpy batch -> coarse NCHW numpy logits, as exported."""
     model = model.to(device).eval()
 
     @torch.inference_mode()
     def run(batch: np.ndarray) -> np.ndarray:
-        return model(torch.from_numpy(batch).to(device)).float().cpu().numpy()
+        return model.coarse_logits(torch.from_numpy(batch).to(device)).float().cpu().numpy()
 
     return run
 

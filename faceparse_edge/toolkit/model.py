@@ -223,14 +223,32 @@ class FaceParser(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, x):
-        size = x.shape[2:]
+        """Logits at the input resolution (what training scores)."""
+        return F.interpolate(self.coarse_logits(x), size=x.shape[2:], mode="bilinear", align_corners=False)
+
+    def coarse_logits(self, x):
+        """Logits at the decoder's resolution (a quarter of the input with the decoder).
+
+        Exported models output these: softmax, flip TTA and smoothing are 16x cheaper there,
+        and `parsing.labels_at` upsamples once, straight to the size that is needed.
+        """
         low, high = self.encoder(x)
         y = self.aspp(high)
         if self.config.decoder_channels:
             y = F.interpolate(y, size=low.shape[2:], mode="bilinear", align_corners=False)
             y = self.fuse(torch.cat([y, self.low_level(low)], dim=1))
-        y = self.classifier(y)
-        return F.interpolate(y, size=size, mode="bilinear", align_corners=False)
+        return self.classifier(y)
+
+
+class CoarseLogits(nn.Module):
+    """The deployed form of a FaceParser: its `coarse_logits` as `forward`, for export."""
+
+    def __init__(self, model: FaceParser):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model.coarse_logits(x)
 
 
 def count_parameters(model: nn.Module) -> int:
