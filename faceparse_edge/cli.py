@@ -376,7 +376,7 @@ ThreadsOpt = typer.Option(0, help="Inference threads (0 = backend default).")
 TtaOpt = typer.Option(True, "--tta/--no-tta", help="Flip test-time augmentation (swaps left/right labels).")
 DetectOpt = typer.Option(True, "--detect/--no-detect", help="Find faces; --no-detect treats each input as an aligned crop.")
 DetectEveryOpt = typer.Option(3, help="Run the face detector every N frames (tracks in between).")
-SmoothingOpt = typer.Option(0.5, help="Temporal smoothing of class probabilities per face, 0 (off) .. <1.")
+SmoothingOpt = typer.Option(0.7, help="Weight of a face's previous probabilities (moved with its motion), 0 (off) .. <1.")
 
 
 def _pipeline(model, backend, threads, tta, detect, detect_every=1, smoothing=0.0):
@@ -389,7 +389,9 @@ def _pipeline(model, backend, threads, tta, detect, detect_every=1, smoothing=0.
 
 def _print_stream_summary(summary: dict) -> None:
     ms = "  ".join(f"{k} {v:.1f}" for k, v in summary["ms"].items())
-    out.print(f"{summary['frames']} frames ({summary['bad_frames']} unreadable) at {summary['fps']:.1f} FPS end to end; "
+    one_face = summary["fps_by_faces"].get("1")
+    out.print(f"{summary['frames']} frames ({summary['bad_frames']} unreadable) at {summary['fps']:.1f} FPS end to end"
+              + (f" ({one_face:.1f} on the frames with one face)" if one_face else "") + "; "
               f"ms/frame: {ms}; faces/frame {summary['faces_per_frame']:.2f}; flicker {summary['flicker']}")
     if summary["out"]:
         out.print(f"wrote {summary['out']}")

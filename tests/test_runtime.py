@@ -120,6 +120,7 @@ def test_video_gives_an_output_with_the_same_frame_count(media, tmp_path):
     assert abs(cap.get(cv2.CAP_PROP_FPS) - 29.97) < 0.01
     assert summary["faces_per_frame"] > 0.5 and set(summary["ms"]) >= {"detect", "infer", "draw"}
     assert summary["fps"] > 0 and 0 <= summary["flicker"] < 1
+    assert summary["frames_by_faces"]["1"] > 50 and summary["fps_by_faces"]["1"] > 0
 
 
 def test_runtime_path_without_detection_equals_evaluate(celeba_mini):
@@ -189,3 +190,39 @@ def test_corrupt_frames_are_skipped_counted_and_the_output_finalised(tmp_path):
     assert summary["bad_frames"] >= 1 and summary["frames"] + summary["bad_frames"] == 40
     assert int(cv2.VideoCapture(str(tmp_path / "out.mp4")).get(cv2.CAP_PROP_FRAME_COUNT)) == summary["frames"]
     assert "skipped" in result.stderr
+
+
+def test_face_motion_is_followed_and_probabilities_move_with_it():
+    from faceparse_edge.runtime.motion import CropFlow, face_shift, warp_probs
+
+    rng = np.random.default_rng(0)
+    texture = cv2.GaussianBlur(rng.integers(0, 255, (240, 320), dtype=np.uint8), (0, 0), 2)
+    before, now = texture[20:200, 20:300], texture[22:202, 17:297]  # the scene moved by (+3, -2) px
+    square = (60.0, 30.0, 128.0)
+    flow = CropFlow()(before, now, square)
+    dx, dy = face_shift(flow)
+    assert abs(dx - 3) < 0.5 and abs(dy + 2) < 0.5
+
+    probs = np.zeros((2, 64, 64), np.float32)
+    probs[0] = 1
+    probs[:, 20:40, 20:40] = [[[0]], [[1]]]  # class 1 on a square patch of the face
+    moved = warp_probs(probs, square, square, flow)  # the crop stayed: the patch moves with the face
+    ys, xs = np.nonzero(moved[1] > 0.5)
+    assert abs(xs.mean() - (29.5 + 3 * 64 / 128)) < 0.5 and abs(ys.mean() - (29.5 - 2 * 64 / 128)) < 0.5
+    followed = warp_probs(probs, square, (square[0] + dx, square[1] + dy, square[2]), flow)  # the crop followed
+    assert np.abs(followed[:, 8:56, 8:56] - probs[:, 8:56, 8:56]).mean() < 0.02
+
+
+def test_flicker_counts_label_changes_inside_both_crops_only():
+    from faceparse_edge.runtime.pipeline import Face, FrameResult
+    from faceparse_edge.runtime.video import flicker
+
+    def frame(labels, x0):
+        return FrameResult(labels, [Face((x0, 0, 10), (x0, 0, 10, 10), 7, labels)])
+
+    before, after = np.zeros((10, 20), np.uint8), np.zeros((10, 20), np.uint8)
+    before[:, 0:5], before[:, 5:10] = 1, 2
+    after[:, 2:7], after[:, 7:12] = 1, 2  # the face and its crop moved by 2 px
+    assert flicker(frame(before, 0), frame(after, 2)) == pytest.approx(2 / 8)  # of columns 2..9, in both crops
+    assert flicker(frame(before, 0), frame(after, 2), lambda a: np.roll(a, 2, axis=1)) == 0  # the motion explains it
+    assert flicker(frame(before, 0), FrameResult(after, [])) is None  # the face left: not flicker

@@ -39,23 +39,36 @@ class _Writer:
         os.replace(self.tmp, self.path)
 
 
-def flicker(previous, current) -> float | None:
+def flicker(previous, current, warp=None) -> float | None:
     """Share of face pixels whose label changed since the previous frame.
 
-    Face pixels: those labelled as face in either frame, inside the crops of the faces
-    tracked through both frames (faces appearing or leaving are not flicker).
+    Face pixels: those labelled as face in either frame, among the pixels parsed in both
+    frames, i.e. inside both frames' crops of a face tracked through both (faces appearing
+    or leaving, and pixels entering or leaving a moving crop, are not flicker). `warp`, if
+    given, moves the previous frame's arrays to the current frame first (motion-compensated
+    flicker: label changes that follow the motion of the scene then do not count).
     """
     if previous is None or previous.labels.shape != current.labels.shape:
         return None
     kept = {f.track_id for f in previous.faces} & {f.track_id for f in current.faces}
-    region = np.zeros(current.labels.shape, bool)
-    for face in current.faces:
-        if face.track_id in kept:
-            x0, y0, side = (int(round(v)) for v in face.square)
-            region[max(0, y0) : max(0, y0 + side), max(0, x0) : max(0, x0 + side)] = True
-    region &= (previous.labels > 0) | (current.labels > 0)
+    if not kept:
+        return None
+    before_labels, before_parsed = previous.labels, _parsed(previous, kept)
+    if warp is not None:
+        before_labels, before_parsed = warp(before_labels), warp(before_parsed)
+    region = (before_parsed > 0) & (_parsed(current, kept) > 0) & ((before_labels > 0) | (current.labels > 0))
     n = int(region.sum())
-    return float((previous.labels[region] != current.labels[region]).sum() / n) if n else None
+    return float((before_labels[region] != current.labels[region]).sum() / n) if n else None
+
+
+def _parsed(result, track_ids) -> np.ndarray:
+    """Pixels inside the crops of the given tracks' faces (uint8 0/1, so that it can be warped)."""
+    mask = np.zeros(result.labels.shape, np.uint8)
+    for face in result.faces:
+        if face.track_id in track_ids:
+            x0, y0, side = (int(round(v)) for v in face.square)
+            mask[max(0, y0) : max(0, y0 + side), max(0, x0) : max(0, x0 + side)] = 1
+    return mask
 
 
 def run_stream(pipeline: Pipeline, source, out_path: Path | None = None, show: bool = False,
@@ -76,6 +89,7 @@ def run_stream(pipeline: Pipeline, source, out_path: Path | None = None, show: b
     sums = dict.fromkeys(STAGES, 0.0)
     frames = bad = consecutive_bad = faces_total = frames_with_face = 0
     flickers, previous, interrupted = [], None, False
+    by_faces = {}  # faces in the frame -> [frames, seconds end to end]
     fps_smooth, t_previous, t_start = 0.0, None, time.perf_counter()
     try:
         with progress_bar() as progress:
@@ -126,6 +140,9 @@ def run_stream(pipeline: Pipeline, source, out_path: Path | None = None, show: b
                     flickers.append(f)
                 previous = result
                 progress.update(task, advance=1, info=f"{fps_smooth:.1f} FPS, {len(result.faces)} faces")
+                count = by_faces.setdefault(len(result.faces), [0, 0.0])
+                count[0] += 1
+                count[1] += time.perf_counter() - t0
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -142,6 +159,8 @@ def run_stream(pipeline: Pipeline, source, out_path: Path | None = None, show: b
     return {
         "source": name, "frames": frames, "bad_frames": bad, "interrupted": interrupted,
         "fps_in": round(fps_in, 3), "fps": round(frames / wall, 2),
+        "fps_by_faces": {str(n): round(c / s, 2) for n, (c, s) in sorted(by_faces.items())},
+        "frames_by_faces": {str(n): c for n, (c, _) in sorted(by_faces.items())},
         "ms": {k: round(v / frames, 2) for k, v in sums.items()},
         "faces_per_frame": round(faces_total / frames, 3), "frames_with_face": frames_with_face,
         "flicker": round(float(np.mean(flickers)), 4) if flickers else None,
