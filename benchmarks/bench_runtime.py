@@ -87,7 +87,7 @@ def main():
     parser.add_argument("--model", default=None)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--detect-every", type=int, default=3)
+    parser.add_argument("--detect-every", type=int, default=5)
     parser.add_argument("--data", default="../shared/data/celebamask-mini")
     args = parser.parse_args()
 

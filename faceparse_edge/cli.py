@@ -375,7 +375,7 @@ BackendOpt = typer.Option("auto", help="auto (by file type), onnxruntime or open
 ThreadsOpt = typer.Option(0, help="Inference threads (0 = backend default).")
 TtaOpt = typer.Option(True, "--tta/--no-tta", help="Flip test-time augmentation (swaps left/right labels).")
 DetectOpt = typer.Option(True, "--detect/--no-detect", help="Find faces; --no-detect treats each input as an aligned crop.")
-DetectEveryOpt = typer.Option(3, help="Run the face detector every N frames (tracks in between).")
+DetectEveryOpt = typer.Option(5, help="Run the face detector every N frames (tracks follow their faces' motion in between).")
 SmoothingOpt = typer.Option(0.7, help="Weight of a face's previous probabilities (moved with its motion), 0 (off) .. <1.")
 
 

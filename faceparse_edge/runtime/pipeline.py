@@ -38,7 +38,7 @@ class FrameResult:
 
 class Pipeline:
     def __init__(self, model: str | Path | None = None, backend: str = "auto", threads: int = 0, tta: bool = True,
-                 detect: bool = True, detect_every: int = 3, smoothing: float = 0.7, rule: CropRule | None = None):
+                 detect: bool = True, detect_every: int = 5, smoothing: float = 0.7, rule: CropRule | None = None):
         self.backend = open_backend(model or DEFAULT_ONNX, backend, threads)
         self.info = self.backend.info
         self.tta, self.detect, self.detect_every, self.smoothing = tta, detect, max(1, detect_every), smoothing
