@@ -118,7 +118,7 @@ class FaceTracker:
     Between detections the pipeline moves each box with its face's optical flow (`motion`).
     """
 
-    def __init__(self, box_smoothing: float = 0.6, max_missed: int = 2, min_iou: float = 0.3):
+    def __init__(self, box_smoothing: float = 0.6, max_missed: int = 4, min_iou: float = 0.3):
         self.box_smoothing, self.max_missed, self.min_iou = box_smoothing, max_missed, min_iou
         self.tracks: list[Track] = []
         self._next_id = 0

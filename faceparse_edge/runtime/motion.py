@@ -13,6 +13,8 @@ import numpy as np
 from .faces import crop
 
 FLOW_SIZE = 64  # the crop is resampled to this size for the flow: ample for a face's motion
+CUT_SIZE = (64, 36)  # frames are compared at this size to find cuts
+CUT_LEVELS = 20.0  # mean absolute grey-level change that marks a cut (shared video: cuts 28-31, motion at most 14)
 
 
 class CropFlow:
@@ -62,3 +64,21 @@ def warp_probs(probs: np.ndarray, old_square, new_square, flow: np.ndarray) -> n
     map_y = (y + along[..., 1] - oy) * to_probs - 0.5
     hwc = np.ascontiguousarray(probs.transpose(1, 2, 0))
     return cv2.remap(hwc, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).transpose(2, 0, 1)
+
+
+class CutDetector:
+    """Finds shot changes, where tracks and smoothed probabilities must be dropped.
+
+    Across a cut a track's box may still overlap a new face, and blending the old shot's
+    probabilities into it would paint the previous face over the new one for several frames.
+    """
+
+    def __init__(self, levels: float = CUT_LEVELS):
+        self.levels = levels
+        self.previous = None
+
+    def __call__(self, gray: np.ndarray) -> bool:
+        """True when `gray` starts a new shot (compared with the previous call's frame)."""
+        small = cv2.resize(gray, CUT_SIZE, interpolation=cv2.INTER_AREA).astype(np.float32)
+        previous, self.previous = self.previous, small
+        return previous is not None and float(np.abs(small - previous).mean()) > self.levels
