@@ -5,6 +5,7 @@ the face and the detector can run less often), and a face's smoothed probabiliti
 moved along with the face before they are blended with the new frame's. Blending without
 moving them leaves the labels trailing a moving face: on the shared video that raised the
 motion-compensated flicker instead of lowering it (benchmarks/results/runtime.md).
+Cuts to a new shot are found here too: no motion connects the faces across them.
 """
 
 import cv2
