@@ -67,19 +67,12 @@ def warp_probs(probs: np.ndarray, old_square, new_square, flow: np.ndarray) -> n
     return cv2.remap(hwc, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).transpose(2, 0, 1)
 
 
-class CutDetector:
-    """Finds shot changes, where tracks and smoothed probabilities must be dropped.
+
+def is_cut(previous_gray: np.ndarray, gray: np.ndarray) -> bool:
+    """True when `gray` starts a new shot: tracks and smoothed probabilities must then be dropped.
 
     Across a cut a track's box may still overlap a new face, and blending the old shot's
     probabilities into it would paint the previous face over the new one for several frames.
     """
-
-    def __init__(self, levels: float = CUT_LEVELS):
-        self.levels = levels
-        self.previous = None
-
-    def __call__(self, gray: np.ndarray) -> bool:
-        """True when `gray` starts a new shot (compared with the previous call's frame)."""
-        small = cv2.resize(gray, CUT_SIZE, interpolation=cv2.INTER_AREA).astype(np.float32)
-        previous, self.previous = self.previous, small
-        return previous is not None and float(np.abs(small - previous).mean()) > self.levels
+    before, now = (cv2.resize(g, CUT_SIZE, interpolation=cv2.INTER_AREA).astype(np.float32) for g in (previous_gray, gray))
+    return float(np.abs(now - before).mean()) > CUT_LEVELS

@@ -18,7 +18,7 @@ from ..parsing import labels_at, predict_probs, preprocess
 from ..weights import DEFAULT_ONNX
 from .backends import open_backend
 from .faces import CropRule, FaceDetector, FaceTracker, crop
-from .motion import CropFlow, CutDetector, face_shift, warp_probs
+from .motion import CropFlow, face_shift, is_cut, warp_probs
 
 
 @dataclass
@@ -51,7 +51,6 @@ class Pipeline:
         self.tracker = FaceTracker()
         self.frame_index = 0
         self.flow = CropFlow()
-        self.cut = CutDetector()
         self.previous_gray = None
 
     def parse_crops(self, crops: list[np.ndarray]) -> np.ndarray:
@@ -66,9 +65,9 @@ class Pipeline:
         if self.detect:
             t0 = time.perf_counter()
             gray = cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2GRAY)
-            if self.cut(gray):  # a new shot: its faces are new tracks (new ids), detected now
-                self.tracker.tracks.clear()
-                self.frame_index, self.previous_gray = 0, None
+            if self.previous_gray is not None and is_cut(self.previous_gray, gray):
+                self.tracker.tracks.clear()  # a new shot: its faces are new tracks (new ids), detected now
+                self.frame_index = 0
             flows = self._follow_faces(gray)
             t1 = time.perf_counter()
             timings["track"] = (t1 - t0) * 1000
