@@ -9,20 +9,26 @@ export MALLOC_MMAP_THRESHOLD_ ?= 33554432
 export MALLOC_TRIM_THRESHOLD_ ?= 17179869184
 export MALLOC_TOP_PAD_ ?= 536870912
 
-.PHONY: setup-runtime setup demo test benchmark clean
+# constraints.txt pins every package to the versions the test suite last passed with, so a
+# fresh machine gets the same stack; pyproject's ranges stay open for library users.
+# `make lock` re-resolves against the newest releases, runs the suite, and rewrites it.
+PIP := $(BIN)/python -m pip install -q -c constraints.txt
+LOCK_VENV := .venv-lock
+
+.PHONY: setup-runtime setup demo test benchmark lock clean
 
 # The runtime install: numpy, OpenCV, ONNX Runtime, OpenVINO, typer (no torch).
-$(BIN)/.runtime: pyproject.toml
+$(BIN)/.runtime: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e .
+	$(PIP) --upgrade pip
+	$(PIP) -e .
 	touch $@
 
 # Training, export and tests: torch exactly 2.13.0 first (the CPU wheel on disk; any other
 # spec pulls CUDA builds), then the [train,test] extras.
 $(BIN)/.train: $(BIN)/.runtime
-	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[train,test]"
+	$(PIP) torch==2.13.0
+	$(PIP) -e ".[train,test]"
 	touch $@
 
 setup-runtime: $(BIN)/.runtime
@@ -38,8 +44,22 @@ test: setup
 
 benchmark: setup
 	$(BIN)/faceparse-edge benchmark --data $(DATA)
+	$(BIN)/python benchmarks/bench_int8.py --data $(DATA)
 	$(BIN)/python benchmarks/bench_toolkit.py --data $(DATA)
 	$(BIN)/python benchmarks/bench_runtime.py --video $(SHARED)/media/short_hamilton_clip.mp4
 
+# Newest releases within pyproject's ranges, in a throw-away venv; the lock is rewritten only if the suite passes.
+lock:
+	rm -rf $(LOCK_VENV)
+	python3 -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install -q --upgrade pip
+	$(LOCK_VENV)/bin/python -m pip install -q torch==2.13.0
+	$(LOCK_VENV)/bin/python -m pip install -q -e ".[train,test]"
+	$(LOCK_VENV)/bin/python -m pytest -q
+	{ echo "# The versions \`make test\` last passed with (written by \`make lock\`; see README)."; \
+	  $(LOCK_VENV)/bin/python -m pip freeze --all --exclude-editable | sed 's/+cpu$$//'; } > constraints.txt.tmp
+	mv constraints.txt.tmp constraints.txt
+	rm -rf $(LOCK_VENV)
+
 clean:
-	rm -rf $(VENV) runs build *.egg-info
+	rm -rf $(VENV) $(LOCK_VENV) runs build *.egg-info

@@ -1,12 +1,14 @@
-"""INT8 settings and calibration-set size, measured on the val split.
+"""INT8 settings per CPU kind, and calibration-set size, measured on the val split.
 
-    python benchmarks/bench_int8.py --data ../shared/data/celebamask-mini
+    python benchmarks/bench_int8.py --data ../shared/data/celebamask-mini [--sizes 8 16 32 64]
 
-1. ONNX Runtime weight settings on this CPU: U8S8 (the default), U8S8 with reduce_range,
-   U8U8 -- argmax agreement with FP32, mIoU and latency.
-2. Calibration size: INT8 mIoU (ONNX Runtime and OpenVINO/NNCF) for stratified calibration
-   sets of growing size, to choose the default size where mIoU stops improving.
-Writes benchmarks/results/int8.{md,json}.
+1. ONNX Runtime weight settings on this CPU: U8S8 full range (the `vnni` export target),
+   U8S8 with reduce_range (the `avx2` target), U8U8, beside FP32 and OpenVINO INT8:
+   mIoU delta, argmax agreement with FP32, and batch-1 latency (median of interleaved rounds).
+   Results go to benchmarks/results/int8_<avx2|vnni>.{md,json} with the CPU's flags, so runs
+   on both kinds of CPU sit side by side.
+2. With --sizes: INT8 mIoU (ONNX Runtime and OpenVINO/NNCF) for stratified calibration sets
+   of growing size, to choose the default size where mIoU stops improving.
 """
 
 import argparse
@@ -21,27 +23,38 @@ from faceparse_edge.export.benchmark import latency_ms
 from faceparse_edge.export.calibration import calibration_batches, pick_stratified
 from faceparse_edge.export.check import check
 from faceparse_edge.export.onnx_export import export_onnx
-from faceparse_edge.export.quantize import quantize_onnx, quantize_openvino, to_openvino
+from faceparse_edge.export.quantize import int8_target_for_this_cpu, quantize_onnx, quantize_openvino, to_openvino
 from faceparse_edge.fileio import write_text_atomic
 from faceparse_edge.runtime.backends import open_backend
+from faceparse_edge.sysinfo import describe, machine_info
 from faceparse_edge.toolkit.checkpoint import load_model
 from faceparse_edge.toolkit.data import list_samples
 
 RESULTS = Path(__file__).resolve().parent / "results"
+THREADS = 2
+# name -> (export target, signed weights)
+SETTINGS = {"U8S8 (target vnni)": ("vnni", True), "U8S8 reduce_range (target avx2)": ("avx2", True),
+            "U8U8": ("vnni", False)}
 
 
-def p50_ms(path) -> float:
-    backend = open_backend(path, threads=2)
-    x = np.zeros((1, 3, backend.info.input_size, backend.info.input_size), np.float32)
-    latency_ms(backend, x, 5)  # warm-up
-    return round(statistics.median(latency_ms(backend, x, 30)), 2)
+def p50_ms(paths, rounds: int = 3, runs: int = 30) -> list[float]:
+    """Median batch-1 latency of each model, in interleaved rounds (noise spreads over all alike)."""
+    backends = [open_backend(p, threads=THREADS) for p in paths]
+    inputs = [np.zeros((1, 3, b.info.input_size, b.info.input_size), np.float32) for b in backends]
+    times = [[] for _ in backends]
+    for b, x in zip(backends, inputs):
+        latency_ms(b, x, 10)  # warm-up
+    for _ in range(rounds):
+        for t, b, x in zip(times, backends, inputs):
+            t += latency_ms(b, x, runs)
+    return [round(statistics.median(t), 2) for t in times]
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="../shared/data/celebamask-mini")
     parser.add_argument("--weights", default=None)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[8, 16, 32, 64, 128, 256])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[], help="calibration sizes to sweep (slow)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench_int8_"))
@@ -50,38 +63,46 @@ def main():
     train = list_samples(args.data, "train")
     fp32 = export_onnx(model, work / "fp32.onnx")
     fp32_xml = to_openvino(fp32, work / "fp32.xml")
-    ref_ms = p50_ms(fp32)
-
-    calib64 = calibration_batches([s.image for s in pick_stratified(train, 64)], c.input_size, c.mean, c.std)
-    names = {"U8S8": (True, False), "U8S8 reduce_range": (True, True), "U8U8": (False, False)}
-    paths = [quantize_onnx(fp32, work / f"{name.replace(' ', '_')}.onnx", calib64, signed, reduce)
-             for name, (signed, reduce) in names.items()]
-    reference, *rows = check(fp32, paths, args.data, "val")
-    ref_miou = round(reference["miou"], 2)
+    calib32 = calibration_batches([s.image for s in pick_stratified(train, 32)], c.input_size, c.mean, c.std)
+    paths = [quantize_onnx(fp32, work / f"ort_{i}.onnx", calib32, target, signed)
+             for i, (target, signed) in enumerate(SETTINGS.values())]
+    paths.append(quantize_openvino(fp32_xml, work / "ov_int8.xml", calib32))
+    names = [*SETTINGS, "OpenVINO INT8 (NNCF)"]
+    reference, *rows = check(fp32, paths, args.data, "val", threads=THREADS)
+    ref_ms, *latencies = p50_ms([fp32, *paths])
     settings = [{"setting": name, "miou": round(r["miou"], 2), "delta_miou": round(r["delta_miou"], 2),
-                 "agreement": round(r["agreement"], 2), "p50_ms": p50_ms(path)}
-                for name, r, path in zip(names, rows, paths)]
+                 "agreement": round(r["agreement"], 2), "p50_ms": ms, "speedup_vs_fp32": round(ref_ms / ms, 2)}
+                for name, r, ms in zip(names, rows, latencies)]
     print(settings, flush=True)
 
     sweep = []
     for size in args.sizes:
         calib = calibration_batches([s.image for s in pick_stratified(train, size)], c.input_size, c.mean, c.std)
-        _, ort, ov = check(fp32, [quantize_onnx(fp32, work / f"ort_{size}.onnx", calib),
+        _, ort, ov = check(fp32, [quantize_onnx(fp32, work / f"ort_{size}.onnx", calib, int8_target_for_this_cpu()),
                                   quantize_openvino(fp32_xml, work / f"ov_{size}.xml", calib)], args.data, "val")
         sweep.append({"calibration_images": size, "onnxruntime_int8_miou": round(ort["miou"], 2),
                       "openvino_int8_miou": round(ov["miou"], 2)})
         print(sweep[-1], flush=True)
 
-    md = [f"# INT8 settings and calibration size\n\nFP32 ONNX val mIoU {ref_miou}, batch-1 latency {ref_ms} ms "
-          "(2 threads). Command: `python benchmarks/bench_int8.py`.\n",
-          "## ONNX Runtime weight settings (64 stratified calibration images)\n",
-          "| setting | mIoU | delta mIoU | argmax agreement with FP32 % | p50 ms |", "|---|---|---|---|---|"]
-    md += [f"| {r['setting']} | {r['miou']} | {r['delta_miou']} | {r['agreement']} | {r['p50_ms']} |" for r in settings]
-    md += ["\n## Calibration set size (stratified picks from the train split)\n",
-           "| images | ONNX Runtime INT8 mIoU | OpenVINO INT8 mIoU |", "|---|---|---|"]
-    md += [f"| {r['calibration_images']} | {r['onnxruntime_int8_miou']} | {r['openvino_int8_miou']} |" for r in sweep]
-    write_text_atomic(RESULTS / "int8.md", "\n".join(md) + "\n")
-    write_text_atomic(RESULTS / "int8.json", json.dumps({"fp32_miou": ref_miou, "settings": settings, "sweep": sweep}, indent=2))
+    kind = int8_target_for_this_cpu()
+    machine = machine_info(THREADS)
+    md = [f"# INT8 settings on a CPU {'with' if kind == 'vnni' else 'without'} VNNI\n",
+          f"Machine: {describe(machine)}\n",
+          f"FP32 ONNX Runtime val mIoU {round(reference['miou'], 2)}, batch-1 latency {ref_ms} ms. 32 stratified "
+          f"calibration images. Latency: median of 3 interleaved rounds of 30 runs. "
+          "Command: `python benchmarks/bench_int8.py`.\n",
+          "| setting | mIoU | delta mIoU | argmax agreement with FP32 % | p50 ms | speed-up vs FP32 |",
+          "|---|---|---|---|---|---|"]
+    md += [f"| {r['setting']} | {r['miou']} | {r['delta_miou']} | {r['agreement']} | {r['p50_ms']} | "
+           f"{r['speedup_vs_fp32']}x |" for r in settings]
+    if sweep:
+        md += ["\n## Calibration set size (stratified picks from the train split)\n",
+               "| images | ONNX Runtime INT8 mIoU | OpenVINO INT8 mIoU |", "|---|---|---|"]
+        md += [f"| {r['calibration_images']} | {r['onnxruntime_int8_miou']} | {r['openvino_int8_miou']} |" for r in sweep]
+    write_text_atomic(RESULTS / f"int8_{kind}.md", "\n".join(md) + "\n")
+    write_text_atomic(RESULTS / f"int8_{kind}.json", json.dumps(
+        {"machine": machine, "fp32_miou": round(reference["miou"], 2), "fp32_p50_ms": ref_ms, "settings": settings,
+         "sweep": sweep}, indent=2))
     print("\n".join(md))
 
 

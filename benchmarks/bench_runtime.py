@@ -22,6 +22,7 @@ from faceparse_edge.fileio import write_text_atomic
 from faceparse_edge.metrics import SegmentationMetrics
 from faceparse_edge.runtime.pipeline import Pipeline
 from faceparse_edge.runtime.video import STAGES, flicker, run_stream
+from faceparse_edge.sysinfo import describe, machine_info
 from faceparse_edge.toolkit.data import list_samples, load_pair
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -118,15 +119,17 @@ def main():
             "frames_by_faces": runs[0]["frames_by_faces"],
             "ms": {k: statistics.median(r["ms"][k] for r in runs) for k in STAGES},
             "faces_per_frame": runs[0]["faces_per_frame"], "backend": runs[0]["backend"],
+            "precision": runs[0]["precision"],
             **quality(args.model, args.video, smoothing, args.detect_every),
         })
         print(rows[-1], flush=True)
     off = rows[-1]
     reductions = {r["setting"]: {k: round(off[k] / r[k], 2) for k in FLICKERS}
                   for r in rows[:-1]}
-    md = [f"# Runtime on {Path(args.video).name}\n",
+    machine = machine_info(args.threads)
+    md = [f"# Runtime on {Path(args.video).name}\n", f"Machine: {describe(machine)}\n",
           f"Flip TTA on, {args.threads} threads, detector every {args.detect_every} frames, backend "
-          f"{rows[0]['backend']}; median of {args.repeats} interleaved runs. Command: `python benchmarks/bench_runtime.py`.\n",
+          f"{rows[0]['backend']} ({rows[0]['precision']}); median of {args.repeats} interleaved runs. Command: `python benchmarks/bench_runtime.py`.\n",
           f"Frames by number of faces found: {rows[0]['frames_by_faces']}.\n",
           "| setting | FPS, all frames | FPS, frames with one face | decode | track | detect | infer | draw | write "
           "| flicker | motion-compensated flicker | flicker on repeated frames | agreement with unsmoothed |",
@@ -148,7 +151,7 @@ def main():
               f"before (mean change under {REPEAT_LEVELS} grey levels, {rows[0]['repeated_frames']} such frame pairs "
               "with a tracked face); a label change there is the parser's own instability, not motion.")
     write_text_atomic(RESULTS / "runtime.md", "\n".join(md) + "\n")
-    write_text_atomic(RESULTS / "runtime.json", json.dumps({"rows": rows, "flicker_reduction": reductions, "accuracy": parity}, indent=2))
+    write_text_atomic(RESULTS / "runtime.json", json.dumps({"machine": machine, "rows": rows, "flicker_reduction": reductions, "accuracy": parity}, indent=2))
     print("\n".join(md))
 
 

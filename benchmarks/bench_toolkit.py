@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from faceparse_edge.export.benchmark import machine_description
 from faceparse_edge.fileio import write_text_atomic
+from faceparse_edge.sysinfo import describe, machine_info
 from faceparse_edge.toolkit.augment import Augmenter
 from faceparse_edge.toolkit.data import list_samples
 from faceparse_edge.toolkit.evaluate import evaluate_model
@@ -32,8 +32,8 @@ from faceparse_edge.toolkit.train import batches, load_cached, train_step
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def machine() -> str:
-    return f"{machine_description(torch.get_num_threads())}; torch {torch.__version__}"
+def machine() -> dict:
+    return machine_info(torch.get_num_threads())
 
 
 def bench_training(config, images, masks, batch_size, steps, repeats):
@@ -98,7 +98,7 @@ def main():
             })
             print(rows[-1], flush=True)
     malloc = "on (as in the Makefile)" if os.environ.get("MALLOC_TOP_PAD_") else "off"
-    header = (f"# Toolkit benchmark\n\nMachine: {machine()}; glibc malloc tuning {malloc}.\n"
+    header = (f"# Toolkit benchmark\n\nMachine: {describe(machine())}; glibc malloc tuning {malloc}.\n"
               f"Command: `make benchmark` (or `python benchmarks/bench_toolkit.py --steps {args.steps}`).\n\n"
               f"Training: batch {args.batch}, CE + Lovasz (16k px), augmentation on; median of {args.repeats} "
               f"rounds of {args.steps} steps. Inference: batch 1, median of 20 runs. Evaluate: {len(val_samples)} "

@@ -16,7 +16,7 @@ from .errors import FaceparseError
 from .fileio import write_text_atomic
 from .progress import console
 
-# INT8 mIoU is flat from 8 calibration images on (benchmarks/results/int8.md); 32 is the
+# INT8 mIoU is flat from 8 calibration images on (benchmarks/results/int8_calibration_size.md); 32 is the
 # smallest stratified pick that holds 4 images of each rare class.
 DEFAULT_CALIBRATION_SIZE = 32
 
@@ -32,6 +32,18 @@ out = Console()  # results go to stdout; progress bars and logs to stderr (`cons
 
 WeightsOpt = typer.Option(None, "--weights", "-w", help="Model weights (.safetensors or checkpoint .pt; `evaluate` also takes .onnx and OpenVINO .xml); default: the shipped model.")
 JsonOpt = typer.Option(None, "--json", help="Also write the result as JSON to this file.")
+SplitOpt = typer.Option(None, help="Split: a name in splits/, or 'all' pairs; default: val where the dataset has "
+                        "splits/val.txt, else all pairs.")
+
+
+class Precision(str, Enum):
+    f32 = "f32"
+    bf16 = "bf16"
+    f16 = "f16"
+
+
+PrecisionOpt = typer.Option(Precision.f32, help="Floating-point execution precision: f32 (exact, every CPU), or bf16/f16 "
+                            "with OpenVINO where the CPU supports it (never chosen silently).")
 
 
 class Tta(str, Enum):
@@ -46,23 +58,39 @@ def write_json(path: Optional[Path], payload) -> None:
 
 
 @app.command()
-def info(weights: Optional[Path] = WeightsOpt, json_file: Optional[Path] = JsonOpt):
-    """Show a model's configuration, trainable parameter count, input size and classes."""
-    from .toolkit.checkpoint import load_model
-    from .toolkit.model import PRESETS, count_parameters
+def info(weights: Optional[Path] = WeightsOpt, precision: Precision = PrecisionOpt, json_file: Optional[Path] = JsonOpt):
+    """Describe a model (checkpoint, safetensors, ONNX or OpenVINO IR) and the precision it runs in on this CPU."""
+    from .sysinfo import describe, machine_info
+    from .toolkit.model import PRESETS, FaceParser, ModelConfig, count_parameters
     from .weights import DEFAULT_WEIGHTS
 
-    model = load_model(weights)
-    preset = next((name for name, p in PRESETS.items() if _same_architecture(p, model.config)), "custom")
-    summary = {"weights": str(weights or DEFAULT_WEIGHTS), "preset": preset, "config": model.config.to_dict(),
-               "params": count_parameters(model), "input_size": model.config.input_size, "classes": list(CLASS_NAMES)}
+    summary = {"weights": str(weights or DEFAULT_WEIGHTS)}
+    if weights is not None and weights.suffix.lower() in (".onnx", ".xml"):
+        from .runtime.backends import open_backend, precision_ran
+
+        backend = open_backend(weights, precision=precision.value)
+        model = FaceParser(ModelConfig.from_dict(backend.info.config))
+        summary.update({"format": backend.name, "model_precision": backend.info.precision,
+                        "runs_in": precision_ran(backend)})
+    else:
+        from .toolkit.checkpoint import load_model
+
+        model = load_model(weights)
+        summary.update({"format": "torch", "model_precision": "fp32", "runs_in": "f32"})
+    config = model.config
+    preset = next((name for name, p in PRESETS.items() if _same_architecture(p, config)), "custom")
+    summary.update({"preset": preset, "config": config.to_dict(), "params": count_parameters(model),
+                    "input_size": config.input_size, "classes": list(CLASS_NAMES), "machine": machine_info()})
     table = Table(title=f"faceparse-edge model: {summary['weights']}", show_header=False)
-    table.add_row("preset", preset)
-    table.add_row("trainable parameters", f"{summary['params']:,}")
-    table.add_row("input size", f"{model.config.input_size} x {model.config.input_size}")
+    for label, value in (("format", summary["format"]), ("precision (stored / runs in)",
+                         f"{summary['model_precision']} / {summary['runs_in']}"), ("preset", preset),
+                         ("trainable parameters", f"{summary['params']:,}"),
+                         ("input size", f"{config.input_size} x {config.input_size}")):
+        table.add_row(label, value)
     for key, value in summary["config"].items():
         table.add_row(key, str(value))
     table.add_row("classes", ", ".join(f"{i}:{n}" for i, n in enumerate(CLASS_NAMES)))
+    table.add_row("machine", describe(summary["machine"]))
     out.print(table)
     write_json(json_file, summary)
 
@@ -207,7 +235,7 @@ def _model_config(preset, width, budget, imgsz, data, split):
 def evaluate(
     data: Path = typer.Option(..., help="Dataset directory (images/, masks/, optional splits/)."),
     weights: Optional[Path] = WeightsOpt,
-    split: Optional[str] = typer.Option(None, help="Use only the ids in splits/<name>.txt."),
+    split: Optional[str] = SplitOpt,
     tta: Tta = typer.Option(Tta.none, help="Test-time augmentation: none or flip (swaps left/right labels)."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
     confusion: Path = typer.Option(Path("runs/evaluate/confusion.png"), help="Where to save the confusion-matrix PNG."),
@@ -215,9 +243,10 @@ def evaluate(
 ):
     """mIoU, per-class IoU, pixel accuracy and F-measure at the ground-truth resolution."""
     from .evaluation import evaluate_backend
-    from .toolkit.data import list_samples, load_pair
+    from .toolkit.data import list_samples, load_pair, resolve_split
     from .toolkit.plots import plot_confusion
 
+    split = resolve_split(data, split)
     samples = list_samples(data, split)
     if weights is not None and weights.suffix.lower() in (".onnx", ".xml"):
         from .runtime.backends import open_backend
@@ -259,6 +288,8 @@ def export(
     calib_size: int = typer.Option(DEFAULT_CALIBRATION_SIZE, help="Calibration images (a stratified pick from the train split)."),
     manifest: Optional[Path] = typer.Option(None, help="Calibration manifest from `calibrate` (overrides --calib-size)."),
     max_drop: Optional[float] = typer.Option(None, help="OpenVINO: accuracy-controlled INT8 within this many mIoU points."),
+    int8_target: str = typer.Option("auto", help="CPU the ONNX Runtime INT8 model is for: avx2 (no VNNI: 7-bit "
+                                    "weights, no saturation), vnni (full 8-bit), auto (this CPU's flags)."),
     json_file: Optional[Path] = JsonOpt,
 ):
     """Export to ONNX or OpenVINO IR (FP32, and INT8 with --int8), with a parity check against torch."""
@@ -266,7 +297,8 @@ def export(
 
     if max_drop is not None and (fmt != "openvino" or not int8):
         raise FaceparseError("--max-drop applies to --format openvino --int8")
-    rows = run_export(weights, fmt, int8, str(data), out_dir, imgsz, calib_size, manifest, max_drop)
+    rows = run_export(weights, fmt, int8, str(data), out_dir, imgsz, calib_size, manifest, max_drop,
+                      int8_target=int8_target)
     table = Table(title="export")
     for col in ("format", "precision", "file", "size MB", "max |diff|", "agreement %"):
         table.add_column(col, justify="left" if col in ("format", "precision", "file") else "right",
@@ -310,25 +342,29 @@ def check(
     models: Optional[list[Path]] = typer.Argument(None, help="Quantised models (.onnx / .xml); default: the shipped INT8 models."),
     reference: Optional[Path] = typer.Option(None, help="FP32 reference model; default: the shipped FP32 ONNX."),
     data: Path = typer.Option(..., help="Labelled dataset directory."),
-    split: Optional[str] = typer.Option("val", help="Split to evaluate."),
+    split: Optional[str] = SplitOpt,
     max_drop: float = typer.Option(1.0, help="Fail when any model loses more than this many mIoU points."),
     threads: int = typer.Option(0, help="Inference threads (0 = backend default)."),
+    precision: Precision = typer.Option(Precision.f32, help="Execution precision of the checked models (the "
+                                        "reference runs in f32): f32, or bf16/f16 with OpenVINO where the CPU has it."),
     json_file: Optional[Path] = JsonOpt,
 ):
     """Evaluate FP32 and quantised models with `evaluate`'s metrics; exit 1 if any drop exceeds --max-drop."""
     from .export.check import check as run_check
+    from .toolkit.data import resolve_split
     from .weights import DEFAULT_ONNX, shipped_int8_models
 
+    split = resolve_split(data, split)
     reference = reference or DEFAULT_ONNX
     models = models or shipped_int8_models()
     if not models:
         raise FaceparseError("no quantised models to check: name them or ship INT8 models")
-    rows = run_check(reference, models, str(data), split, threads=threads)
+    rows = run_check(reference, models, str(data), split, threads=threads, precision=precision.value)
     table = Table(title=f"quantised accuracy check on {data}" + (f" [{split}]" if split else ""))
-    for col in ("model", "format", "precision", "size MB", "mIoU", "delta mIoU", "worst class delta", "agreement %"):
-        table.add_column(col, justify="left" if col in ("model", "format", "precision") else "right")
+    for col in ("model", "format", "ran", "size MB", "mIoU", "delta mIoU", "worst class delta", "agreement %"):
+        table.add_column(col, justify="left" if col in ("model", "format", "ran") else "right")
     for r in rows:
-        table.add_row(Path(r["model"]).name, r["format"], r["precision"], f"{r['size_mb']:.2f}", f"{r['miou']:.2f}", f"{r['delta_miou']:+.2f}",
+        table.add_row(Path(r["model"]).name, r["format"], r["ran"], f"{r['size_mb']:.2f}", f"{r['miou']:.2f}", f"{r['delta_miou']:+.2f}",
                       f"{r['worst_class']} {r['worst_class_delta']:+.2f}", f"{r['agreement']:.2f}")
     out.print(table)
     write_json(json_file, rows)
@@ -343,27 +379,34 @@ def benchmark(
     weights: Optional[Path] = WeightsOpt,
     models_dir: Optional[Path] = typer.Option(None, "--models", help="Folder laid out like `export --out` (default: the shipped models)."),
     data: Path = typer.Option(..., help="Labelled dataset for the mIoU column."),
-    split: Optional[str] = typer.Option("val", help="Split for the mIoU column."),
+    split: Optional[str] = SplitOpt,
     threads: int = typer.Option(os.cpu_count() or 1, help="Inference threads for every backend."),
     runs: int = typer.Option(30, help="Timed runs per format per round."),
     rounds: int = typer.Option(3, help="Interleaved rounds over all formats."),
+    precision: list[Precision] = typer.Option(list(Precision), help="Execution precisions to measure (repeat the "
+                                              "option); reduced ones run the OpenVINO models, skipped where the CPU lacks them."),
     out_dir: Path = typer.Option(Path("benchmarks/results"), "--out", help="Where to save the table and chart."),
 ):
-    """PyTorch eager vs ONNX Runtime vs OpenVINO, FP32 and INT8: size, mIoU, latency, FPS, speed-up."""
-    from .export.benchmark import benchmark as run_benchmark, machine_description, save_results
+    """PyTorch eager vs ONNX Runtime vs OpenVINO, FP32 and INT8, f32 and reduced execution: size, mIoU, latency, FPS."""
+    from .export.benchmark import benchmark as run_benchmark, save_results
+    from .sysinfo import describe, machine_info
+    from .toolkit.data import resolve_split
     from .weights import WEIGHTS_DIR
 
-    rows = run_benchmark(weights, models_dir or WEIGHTS_DIR, str(data), split, threads, runs, rounds)
-    machine = machine_description(threads)
+    split = resolve_split(data, split)
+    rows = run_benchmark(weights, models_dir or WEIGHTS_DIR, str(data), split, threads, runs, rounds,
+                         executions=tuple(p.value for p in precision))
+    machine = machine_info(threads)
     note = (f"Latency: batch 1 at the model's input size, after 10 warm-up runs, {rounds} interleaved rounds of "
             f"{runs} runs per format; FPS = 1000 / p50; speed-up = eager p50 / p50, same run. "
-            f"mIoU on {data} [{split}] at 512x512 ground truth, no TTA.")
-    table = Table(title="faceparse-edge benchmark", caption=machine)
-    for col in ("format", "precision", "status", "size MB", "mIoU", "p50 ms", "p90 ms", "FPS", "speed-up"):
-        table.add_column(col, justify="left" if col in ("format", "precision", "status") else "right")
+            f"mIoU on {data} [{split or 'all'}] at 512x512 ground truth, no TTA. Execution: the floating-point "
+            f"precision the backend ran (OpenVINO INFERENCE_PRECISION_HINT, read back after compiling).")
+    table = Table(title="faceparse-edge benchmark", caption=describe(machine))
+    for col in ("format", "precision", "execution", "status", "size MB", "mIoU", "p50 ms", "p90 ms", "FPS", "speed-up"):
+        table.add_column(col, justify="left" if col in ("format", "precision", "execution", "status") else "right")
     fmt = lambda v, f="{}": "-" if v is None else f.format(v)
     for r in rows:
-        table.add_row(r["format"], r["precision"], r["status"], fmt(r["size_mb"], "{:.2f}"), fmt(r["miou"], "{:.2f}"),
+        table.add_row(r["format"], r["precision"], r["execution"], r["status"], fmt(r["size_mb"], "{:.2f}"), fmt(r["miou"], "{:.2f}"),
                       fmt(r.get("p50_ms")), fmt(r.get("p90_ms")), fmt(r.get("fps")), fmt(r.get("speedup_vs_eager"), "{}x"))
     out.print(table)
     for path in save_results(rows, out_dir, machine, note):
@@ -379,12 +422,12 @@ DetectEveryOpt = typer.Option(5, help="Run the face detector every N frames (tra
 SmoothingOpt = typer.Option(0.7, help="Weight of a face's previous probabilities (moved with its motion), 0 (off) .. <1.")
 
 
-def _pipeline(model, backend, threads, tta, detect, detect_every=1, smoothing=0.0):
+def _pipeline(model, backend, threads, tta, detect, precision, detect_every=1, smoothing=0.0):
     from .runtime.pipeline import Pipeline
 
     if not 0 <= smoothing < 1:
         raise FaceparseError(f"--smoothing must be in [0, 1), got {smoothing}")
-    return Pipeline(model, backend, threads, tta, detect, detect_every, smoothing)
+    return Pipeline(model, backend, threads, tta, detect, detect_every, smoothing, precision=precision.value)
 
 
 def _print_stream_summary(summary: dict) -> None:
@@ -404,12 +447,12 @@ def video(
     show: bool = typer.Option(True, "--show/--no-show", help="Show a live window."),
     model: Optional[Path] = ModelOpt, backend: str = BackendOpt, threads: int = ThreadsOpt, tta: bool = TtaOpt,
     detect: bool = DetectOpt, detect_every: int = DetectEveryOpt, smoothing: float = SmoothingOpt,
-    json_file: Optional[Path] = JsonOpt,
+    precision: Precision = PrecisionOpt, json_file: Optional[Path] = JsonOpt,
 ):
     """Parse every face in a video file or stream; same frame count and rate out as in."""
     from .runtime.video import run_stream
 
-    pipeline = _pipeline(model, backend, threads, tta, detect, detect_every, smoothing)
+    pipeline = _pipeline(model, backend, threads, tta, detect, precision, detect_every, smoothing)
     summary = run_stream(pipeline, source, out_file, show=show)
     _print_stream_summary(summary)
     write_json(json_file, summary)
@@ -421,14 +464,14 @@ def webcam(
     save: Optional[Path] = typer.Option(None, help="Also record the annotated stream here (.mp4)."),
     show: bool = typer.Option(True, "--show/--no-show", help="Show a live window (q quits)."),
     model: Optional[Path] = ModelOpt, backend: str = BackendOpt, threads: int = ThreadsOpt, tta: bool = TtaOpt,
-    detect_every: int = DetectEveryOpt, smoothing: float = SmoothingOpt,
+    detect_every: int = DetectEveryOpt, smoothing: float = SmoothingOpt, precision: Precision = PrecisionOpt,
     max_frames: Optional[int] = typer.Option(None, help="Stop after this many frames."),
     json_file: Optional[Path] = JsonOpt,
 ):
     """Live face parsing from a webcam; q or Ctrl-C stops and finalises the saved file."""
     from .runtime.video import run_stream
 
-    pipeline = _pipeline(model, backend, threads, tta, True, detect_every, smoothing)
+    pipeline = _pipeline(model, backend, threads, tta, True, precision, detect_every, smoothing)
     summary = run_stream(pipeline, camera, save, show=show, is_camera=True, max_frames=max_frames)
     _print_stream_summary(summary)
     write_json(json_file, summary)
@@ -439,12 +482,12 @@ def image(
     inputs: list[Path] = typer.Argument(..., help="Image files or folders of images."),
     out_dir: Path = typer.Option(Path("runs/image"), "--out", help="Where to write <name>.png labels and <name>_overlay.png."),
     model: Optional[Path] = ModelOpt, backend: str = BackendOpt, threads: int = ThreadsOpt, tta: bool = TtaOpt,
-    detect: bool = DetectOpt, json_file: Optional[Path] = JsonOpt,
+    detect: bool = DetectOpt, precision: Precision = PrecisionOpt, json_file: Optional[Path] = JsonOpt,
 ):
     """Parse faces in images: a palette label PNG (class ids, input resolution) and an overlay per input."""
     from .runtime.images import parse_images
 
-    records, errors = parse_images(_pipeline(model, backend, threads, tta, detect), inputs, out_dir)
+    records, errors = parse_images(_pipeline(model, backend, threads, tta, detect, precision), inputs, out_dir)
     for r in records:
         out.print(f"{r['input']}: {len(r['faces'])} face(s) -> {r['labels']}, {r['overlay']}")
     write_json(json_file, records)

@@ -9,8 +9,6 @@ machine noise spreads over all formats alike.
 import csv
 import io
 import json
-import os
-import platform
 import time
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import numpy as np
 from ..errors import FaceparseError
 from ..fileio import atomic_path, write_text_atomic
 from ..runtime.backends import model_size_mb
+from ..sysinfo import describe
 from ..weights import DEFAULT_WEIGHTS
 
 FORMATS = (  # name, precision, file relative to the models folder (None: the torch model)
@@ -30,14 +29,19 @@ FORMATS = (  # name, precision, file relative to the models folder (None: the to
 )
 
 
-def machine_description(threads: int) -> str:
-    cpu = platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}; {os.cpu_count()} logical cores; {threads} inference threads; {platform.platform()}"
+def _rows_to_run(executions) -> list[tuple]:
+    """(name, precision, file, execution precision): every format in f32, OpenVINO also in each reduced one."""
+    rows = [(*f, "f32") for f in FORMATS]
+    for execution in executions:
+        if execution != "f32":
+            rows += [(*f, execution) for f in FORMATS if f[0] == "OpenVINO"]
+    return rows
+
+
+def _openvino_capabilities() -> list[str]:
+    import openvino as ov
+
+    return list(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
 
 
 def _torch_backend(weights, threads):
@@ -61,31 +65,41 @@ def latency_ms(backend, x: np.ndarray, runs: int) -> list[float]:
     return times
 
 
-def benchmark(weights, models_dir: Path, data: str, split: str, threads: int, runs: int = 30,
-              rounds: int = 3, warmup: int = 10, eval_images: int | None = None) -> list[dict]:
+def benchmark(weights, models_dir: Path, data: str, split: str | None, threads: int, runs: int = 30,
+              rounds: int = 3, warmup: int = 10, eval_images: int | None = None,
+              executions: tuple = ("f32",)) -> list[dict]:
+    """One row per format and execution precision; reduced precisions the CPU lacks are 'skipped' rows."""
     from ..evaluation import evaluate_backend
-    from ..runtime.backends import open_backend
+    from ..runtime.backends import check_execution_precision, open_backend
     from ..toolkit.data import list_samples, load_pair
 
     samples = list_samples(data, split)[:eval_images]
     rows, runners = [], []
-    for name, precision, rel in FORMATS:
-        row = {"format": name, "precision": precision, "status": "ok", "size_mb": None, "miou": None}
+    for name, precision, rel, execution in _rows_to_run(executions):
+        row = {"format": name, "precision": precision, "execution": execution, "status": "ok", "size_mb": None,
+               "miou": None}
+        rows.append(row)
+        if execution != "f32":
+            try:
+                check_execution_precision(execution, "openvino", _openvino_capabilities())
+            except FaceparseError as exc:
+                row["status"] = f"skipped: {exc}"
+                continue
         try:
             if rel is None:
                 backend, size, mean, std = _torch_backend(weights, threads)
                 row["size_mb"] = round(model_size_mb(weights or DEFAULT_WEIGHTS), 3)
             else:
                 path = Path(models_dir) / rel
-                backend = open_backend(path, threads=threads)
+                backend = open_backend(path, threads=threads, precision=execution)
                 size, mean, std = backend.info.input_size, backend.info.mean, backend.info.std
                 row["size_mb"] = round(model_size_mb(path), 3)
-            result, _ = evaluate_backend(backend, samples, load_pair, size, mean, std, description=f"{name} {precision}")
+            result, _ = evaluate_backend(backend, samples, load_pair, size, mean, std,
+                                         description=f"{name} {precision} ({execution})")
             row["miou"] = round(result["miou"], 2)
             runners.append((row, backend, np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32)))
         except FaceparseError as exc:  # a missing or broken format is a row, not the end of the benchmark
             row["status"] = f"failed: {str(exc).splitlines()[0][:80]}"
-        rows.append(row)
     samples_ms = {id(row): [] for row, _, _ in runners}
     for _, backend, x in runners:
         latency_ms(backend, x, warmup)
@@ -104,16 +118,16 @@ def benchmark(weights, models_dir: Path, data: str, split: str, threads: int, ru
     return rows
 
 
-COLUMNS = ("format", "precision", "status", "size_mb", "miou", "p50_ms", "p90_ms", "fps", "speedup_vs_eager", "threads")
+COLUMNS = ("format", "precision", "execution", "status", "size_mb", "miou", "p50_ms", "p90_ms", "fps", "speedup_vs_eager", "threads")
 
 
-def to_markdown(rows, machine: str, note: str) -> str:
+def to_markdown(rows, machine: dict, note: str) -> str:
     header = "| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n"
     body = "".join("| " + " | ".join("" if r.get(c) is None else str(r.get(c)) for c in COLUMNS) + " |\n" for r in rows)
-    return f"# faceparse-edge benchmark\n\nMachine: {machine}\n\n{note}\n\n{header}{body}"
+    return f"# faceparse-edge benchmark\n\nMachine: {describe(machine)}\n\n{note}\n\n{header}{body}"
 
 
-def save_results(rows, out_dir: Path, machine: str, note: str) -> list[Path]:
+def save_results(rows, out_dir: Path, machine: dict, note: str) -> list[Path]:
     out_dir = Path(out_dir)
     write_text_atomic(out_dir / "benchmark.md", to_markdown(rows, machine, note))
     buf = io.StringIO()
@@ -138,7 +152,7 @@ def _plot(rows, path: Path) -> None:
             continue
         marker = "o" if r["precision"] == "fp32" else "s"
         ax.scatter(r["p50_ms"], r["miou"], s=60, marker=marker)
-        ax.annotate(f"{r['format']} {r['precision']}", (r["p50_ms"], r["miou"]), textcoords="offset points",
+        ax.annotate(f"{r['format']} {r['precision']}" + (f" ({r['execution']})" if r["execution"] != "f32" else ""), (r["p50_ms"], r["miou"]), textcoords="offset points",
                     xytext=(6, 4), fontsize=8)
     ax.set(xlabel="latency p50, batch 1 (ms)", ylabel="val mIoU (%)", title="faceparse-edge: latency vs accuracy")
     ax.margins(x=0.2, y=0.15)  # room for the labels

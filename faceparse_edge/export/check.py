@@ -6,18 +6,21 @@ import numpy as np
 
 from ..errors import FaceparseError
 from ..evaluation import evaluate_backend
-from ..runtime.backends import model_size_mb, open_backend
+from ..runtime.backends import model_size_mb, open_backend, precision_ran
 
 
 def check(reference: Path, models: list[Path], data: str, split: str | None, tta: bool = False,
-          threads: int = 0) -> list[dict]:
-    """One row per model: size, mIoU, delta to the reference, worst per-class delta, pixel agreement."""
+          threads: int = 0, precision: str = "f32") -> list[dict]:
+    """One row per model: size, mIoU, delta to the reference, worst per-class delta, pixel agreement.
+
+    The reference runs in f32; the other models in `precision` (their floating-point parts).
+    """
     from ..toolkit.data import list_samples, load_pair
 
     samples = list_samples(data, split)
     rows, reference_labels, reference_result = [], [], None
     for path in [reference, *models]:
-        backend = open_backend(path, threads=threads)
+        backend = open_backend(path, threads=threads, precision="f32" if reference_result is None else precision)
         info = backend.info
         labels: list = []
         result, _ = evaluate_backend(backend, samples, load_pair, info.input_size, info.mean, info.std, tta=tta,
@@ -32,7 +35,7 @@ def check(reference: Path, models: list[Path], data: str, split: str | None, tta
         worst = min(deltas, key=deltas.get)
         agreement = np.mean([(a == b).mean() for a, b in zip(labels, reference_labels)]) * 100
         rows.append({
-            "model": str(path), "format": backend.name, "precision": info.precision,
+            "model": str(path), "format": backend.name, "precision": info.precision, "ran": precision_ran(backend),
             "size_mb": round(model_size_mb(path), 3), "miou": round(result["miou"], 3),
             "delta_miou": round(result["miou"] - reference_result["miou"], 3),
             "worst_class": worst, "worst_class_delta": round(deltas[worst], 3),

@@ -12,7 +12,7 @@ from ..parsing import preprocess
 from ..runtime.backends import model_size_mb, open_backend
 from .calibration import calibration_batches, pick_stratified, read_manifest
 from .onnx_export import export_onnx
-from .quantize import quantize_onnx, quantize_openvino, to_openvino
+from .quantize import int8_target_for_this_cpu, quantize_onnx, quantize_openvino, to_openvino
 
 FORMATS = ("onnx", "openvino")
 # Parity thresholds against torch FP32 (argmax pixel agreement at the model's input size).
@@ -32,10 +32,16 @@ def parity(model, path: Path, batch: np.ndarray) -> dict:
 
 def export(weights, fmt: str, int8: bool, data: str, out_dir: Path, imgsz: int | None = None,
            calib_size: int = 32, manifest: Path | None = None, max_drop: float | None = None,
-           val_split: str = "val", calib_split: str = "train", seed: int = 0) -> list[dict]:
-    """Export and check; returns one row per written model."""
+           val_split: str | None = None, calib_split: str | None = None, seed: int = 0,
+           int8_target: str = "auto") -> list[dict]:
+    """Export and check; returns one row per written model.
+
+    Splits follow `resolve_split`: parity (and accuracy control) on val, calibration picked
+    from train, or from all pairs in a dataset without splits. `int8_target` (auto: this CPU)
+    picks the ONNX Runtime INT8 weight range.
+    """
     from ..toolkit.checkpoint import load_model
-    from ..toolkit.data import list_samples
+    from ..toolkit.data import list_samples, resolve_split
 
     if fmt not in FORMATS:
         raise FaceparseError(f"unsupported export format '{fmt}'; choose from {', '.join(FORMATS)}")
@@ -43,14 +49,15 @@ def export(weights, fmt: str, int8: bool, data: str, out_dir: Path, imgsz: int |
     if imgsz:
         model.config = replace(model.config, input_size=imgsz)
     c = model.config
-    val_samples = list_samples(data, val_split)
+    val_samples = list_samples(data, resolve_split(data, val_split))
     parity_batch = preprocess([read_image(s.image) for s in val_samples[:PARITY_IMAGES]], c.input_size, c.mean, c.std)
     out_dir = Path(out_dir)
     rows = []
 
-    def record(path, precision, threshold):
+    def record(path, precision, threshold, **extra):
         check = parity(model, path, parity_batch)
-        row = {"format": fmt, "precision": precision, "path": str(path), "size_mb": round(model_size_mb(path), 3), **check}
+        row = {"format": fmt, "precision": precision, "path": str(path), "size_mb": round(model_size_mb(path), 3),
+               **extra, **check}
         rows.append(row)
         if check["agreement"] < threshold or (precision == "fp32" and check["max_abs_diff"] > FP32_MAX_DIFF):
             raise FaceparseError(
@@ -64,12 +71,14 @@ def export(weights, fmt: str, int8: bool, data: str, out_dir: Path, imgsz: int |
         if manifest:
             calib_images = read_manifest(manifest)
         else:
-            calib_images = [s.image for s in pick_stratified(list_samples(data, calib_split), calib_size, seed)]
+            calib_images = [s.image for s in pick_stratified(list_samples(data, resolve_split(data, calib_split, "train")),
+                                                           calib_size, seed)]
         calibration = calibration_batches(calib_images, c.input_size, c.mean, c.std)
         if fmt == "onnx":
-            int8_path = quantize_onnx(onnx_path, out_dir / "faceparse-edge-int8.onnx", calibration)
+            target = int8_target_for_this_cpu() if int8_target == "auto" else int8_target
+            int8_path = quantize_onnx(onnx_path, out_dir / "faceparse-edge-int8.onnx", calibration, target)
         else:
             name = "faceparse-edge-int8-acc.xml" if max_drop is not None else "faceparse-edge-int8.xml"
             int8_path = quantize_openvino(fp32_path, out_dir / "openvino" / name, calibration, val_samples, max_drop)
-        record(int8_path, "int8", INT8_AGREEMENT)
+        record(int8_path, "int8", INT8_AGREEMENT, **({"int8_target": target} if fmt == "onnx" else {}))
     return rows

@@ -13,10 +13,11 @@ from ..toolkit.model import CoarseLogits
 OPSET = 17
 
 
-def set_metadata(proto: onnx.ModelProto, config: str, precision: str) -> None:
-    """Store the model config (JSON) and precision in the model's metadata_props."""
+def set_metadata(proto: onnx.ModelProto, config: str, precision: str, **extra: str) -> None:
+    """Store the model config (JSON), precision and any `extra` faceparse_edge.* keys in metadata_props."""
     del proto.metadata_props[:]
-    for key, value in ((CONFIG_KEY, config), (PRECISION_KEY, precision)):
+    for key, value in ((CONFIG_KEY, config), (PRECISION_KEY, precision),
+                       *((f"faceparse_edge.{k}", v) for k, v in extra.items())):
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
 

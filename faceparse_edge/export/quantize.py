@@ -6,6 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..errors import FaceparseError
 from ..evaluation import evaluate_backend
 from ..fileio import atomic_path, read_image
 from ..parsing import preprocess
@@ -21,12 +22,23 @@ class _Reader:
         return next(self._items, None)
 
 
-def quantize_onnx(fp32_path: Path, out_path: Path, calibration: Sequence[np.ndarray],
-                  signed_weights: bool = True, reduce_range: bool = True) -> Path:
-    """Static INT8 (QDQ, per-channel weights) with the settings right for AVX2 CPUs without VNNI.
+INT8_TARGETS = ("avx2", "vnni")
 
-    There U8S8 arithmetic can saturate its 16-bit intermediate sums; reduce_range keeps
-    weights to 7 bits, which avoids that (benchmarks/bench_int8.py measures the choices).
+
+def int8_target_for_this_cpu() -> str:
+    from ..sysinfo import has_vnni
+
+    return "vnni" if has_vnni() else "avx2"
+
+
+def quantize_onnx(fp32_path: Path, out_path: Path, calibration: Sequence[np.ndarray], target: str = "avx2",
+                  signed_weights: bool = True) -> Path:
+    """Static INT8 (QDQ, per-channel weights) with the weight range right for the target CPU.
+
+    Without VNNI (target avx2), U8S8 arithmetic can saturate its 16-bit intermediate sums, so
+    weights are kept to 7 bits (reduce_range); with VNNI the sums are 32-bit and full 8-bit
+    weights are exact and faster (benchmarks/bench_int8.py measures the choices). The target
+    is stored in the model's metadata (faceparse_edge.int8_target).
     """
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -34,6 +46,8 @@ def quantize_onnx(fp32_path: Path, out_path: Path, calibration: Sequence[np.ndar
 
     from .onnx_export import config_metadata, set_metadata
 
+    if target not in INT8_TARGETS:
+        raise FaceparseError(f"unknown INT8 target '{target}'; choose from auto, {', '.join(INT8_TARGETS)}")
     config = config_metadata(fp32_path)
     input_name = onnx.load(str(fp32_path)).graph.input[0].name
     with atomic_path(out_path) as tmp:
@@ -41,12 +55,12 @@ def quantize_onnx(fp32_path: Path, out_path: Path, calibration: Sequence[np.ndar
         quant_pre_process(str(fp32_path), str(tmp))
         quantize_static(
             str(tmp), str(tmp), _Reader(calibration, input_name), quant_format=QuantFormat.QDQ,
-            per_channel=True, reduce_range=reduce_range, activation_type=QuantType.QUInt8,
+            per_channel=True, reduce_range=target == "avx2", activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8 if signed_weights else QuantType.QUInt8,
             calibrate_method=CalibrationMethod.MinMax,
         )
         quantized = onnx.load(str(tmp))
-        set_metadata(quantized, config, "int8")
+        set_metadata(quantized, config, "int8", int8_target=target)
         onnx.save(quantized, str(tmp))
     return out_path
 

@@ -47,9 +47,9 @@ def _legend(img, classes):
         _text(img, CLASS_NAMES[c], (x + 14, y + 9), scale=0.35)
 
 
-def hud_lines(fps: float | None, timings: dict, backend: str, faces: int, tta: bool) -> list[str]:
-    """Status line (FPS when given, backend, faces) and a line of per-stage milliseconds."""
+def hud_lines(fps: float | None, timings: dict, engine: str, faces: int, tta: bool) -> list[str]:
+    """Status line (FPS when given, backend and precision, faces) and a line of per-stage milliseconds."""
     stages = "  ".join(f"{k} {v:.1f}" for k, v in timings.items())
     status = f"{faces} face{'s' if faces != 1 else ''}" if faces else "no face"
     rate = f"{fps:.1f} FPS  " if fps is not None else ""
-    return [f"{rate}{backend}{' +flipTTA' if tta else ''}  {status}", f"ms: {stages}"]
+    return [f"{rate}{engine}{' +flipTTA' if tta else ''}  {status}", f"ms: {stages}"]

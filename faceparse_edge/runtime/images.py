@@ -47,14 +47,14 @@ def parse_images(pipeline: Pipeline, inputs, out_dir: Path) -> tuple[list[dict],
             stem = path.stem
             labels_path, overlay_path = out_dir / f"{stem}.png", out_dir / f"{stem}_overlay.png"
             write_label_png(labels_path, result.labels)
-            hud = hud_lines(None, result.timings, pipeline.backend.name, len(result.faces), pipeline.tta)[:1]
+            hud = hud_lines(None, result.timings, pipeline.engine, len(result.faces), pipeline.tta)[:1]
             drawn = overlay(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), result.labels, result.faces, hud)
             with atomic_path(overlay_path) as tmp:
                 if not cv2.imwrite(str(tmp), drawn):
                     raise FaceparseError(f"cannot write {overlay_path}")
             records.append({
                 "input": str(path), "labels": str(labels_path), "overlay": str(overlay_path),
-                "size": [image.shape[1], image.shape[0]],
+                "size": [image.shape[1], image.shape[0]], "backend": pipeline.backend.name, "precision": pipeline.precision,
                 "faces": [{"box": f.box, "crop": f.square, "track_id": f.track_id, "areas": class_areas(f.labels)} for f in result.faces],
             })
     return records, errors

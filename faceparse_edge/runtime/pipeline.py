@@ -16,7 +16,7 @@ import numpy as np
 from ..classes import CLASS_NAMES
 from ..parsing import labels_at, predict_probs, preprocess
 from ..weights import DEFAULT_ONNX
-from .backends import open_backend
+from .backends import open_backend, precision_ran
 from .faces import CropRule, FaceDetector, FaceTracker, crop
 from .motion import CropFlow, face_shift, is_cut, warp_probs
 
@@ -38,9 +38,12 @@ class FrameResult:
 
 class Pipeline:
     def __init__(self, model: str | Path | None = None, backend: str = "auto", threads: int = 0, tta: bool = True,
-                 detect: bool = True, detect_every: int = 5, smoothing: float = 0.7, rule: CropRule | None = None):
-        self.backend = open_backend(model or DEFAULT_ONNX, backend, threads)
+                 detect: bool = True, detect_every: int = 5, smoothing: float = 0.7, rule: CropRule | None = None,
+                 precision: str = "f32"):
+        self.backend = open_backend(model or DEFAULT_ONNX, backend, threads, precision)
         self.info = self.backend.info
+        self.precision = precision_ran(self.backend)
+        self.engine = f"{self.backend.name} {self.precision}"  # for the HUD: what runs, and in what precision
         self.tta, self.detect, self.detect_every, self.smoothing = tta, detect, max(1, detect_every), smoothing
         self.rule = rule or CropRule.load()
         self.detector = FaceDetector() if detect else None

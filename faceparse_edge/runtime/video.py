@@ -115,7 +115,7 @@ def run_stream(pipeline: Pipeline, source, out_path: Path | None = None, show: b
                 t_previous = t0
                 timings = {"decode": t_decode, **result.timings}
                 drawn = overlay(frame, result.labels, result.faces,
-                                hud_lines(fps_smooth, timings, pipeline.backend.name, len(result.faces), pipeline.tta))
+                                hud_lines(fps_smooth, timings, pipeline.engine, len(result.faces), pipeline.tta))
                 timings["draw"] = (time.perf_counter() - t1) * 1000
                 t2 = time.perf_counter()
                 if out_path is not None:
@@ -164,6 +164,6 @@ def run_stream(pipeline: Pipeline, source, out_path: Path | None = None, show: b
         "ms": {k: round(v / frames, 2) for k, v in sums.items()},
         "faces_per_frame": round(faces_total / frames, 3), "frames_with_face": frames_with_face,
         "flicker": round(float(np.mean(flickers)), 4) if flickers else None,
-        "backend": pipeline.backend.name, "tta": pipeline.tta, "smoothing": pipeline.smoothing,
+        "backend": pipeline.backend.name, "precision": pipeline.precision, "tta": pipeline.tta, "smoothing": pipeline.smoothing,
         "detect_every": pipeline.detect_every, "out": str(out_path) if out_path else None,
     }

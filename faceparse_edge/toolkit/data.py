@@ -50,6 +50,16 @@ def list_samples(root: str | Path, split: str | None = None) -> list[Sample]:
     return samples
 
 
+def resolve_split(root: str | Path, split: str | None, default: str = "val") -> str | None:
+    """One split rule for every command: a named split; 'all' pairs; or, when none is named,
+    `default` where the dataset has splits/<default>.txt and all pairs where it has not."""
+    if split == "all":
+        return None
+    if split is None:
+        return default if (Path(root) / "splits" / f"{default}.txt").is_file() else None
+    return split
+
+
 def load_pair(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
     """RGB image and class-id mask; an image of another size than its mask is resized to it."""
     image = read_image(sample.image)

@@ -1,0 +1,70 @@
+"""The machine a number was measured on: CPU model, inference-relevant CPU flags, library versions.
+
+Every benchmark table carries this, because the same model runs differently on the CPUs this
+project meets: AVX2 without VNNI (INT8 no faster than FP32, U8S8 saturates), AVX-512 with
+VNNI (fast INT8) and BF16/AMX (OpenVINO can run in bfloat16).
+"""
+
+import os
+import platform
+from importlib import metadata
+
+# The flags that change how (and how fast) the backends run a model, in /proc/cpuinfo spelling.
+INFERENCE_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16",
+                   "amx_tile", "amx_int8", "amx_bf16")
+LIBRARIES = ("numpy", "opencv-python", "onnxruntime", "openvino", "nncf", "onnx", "torch")
+
+
+def _cpuinfo_field(name: str) -> str | None:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.split(":")[0].strip() == name), None)
+    except OSError:
+        return None
+
+
+def cpu_model() -> str:
+    return _cpuinfo_field("model name") or platform.processor() or platform.machine()
+
+
+def cpu_flags() -> set[str]:
+    """All flags of the first CPU in /proc/cpuinfo (empty where there is none, e.g. macOS)."""
+    return set((_cpuinfo_field("flags") or "").split())
+
+
+def inference_flags(flags: set[str] | None = None) -> list[str]:
+    flags = cpu_flags() if flags is None else flags
+    return [f for f in INFERENCE_FLAGS if f in flags]
+
+
+def has_vnni(flags: set[str] | None = None) -> bool:
+    """True where INT8 dot products run in one instruction (AVX512-VNNI or AVX-VNNI)."""
+    flags = cpu_flags() if flags is None else flags
+    return bool({"avx512_vnni", "avx_vnni", "amx_int8"} & flags)
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def machine_info(threads: int | None = None) -> dict:
+    info = {"cpu": cpu_model(), "logical_cores": os.cpu_count(), "cpu_flags": inference_flags(),
+            "platform": platform.platform(), "libraries": library_versions()}
+    if threads is not None:
+        info["inference_threads"] = threads
+    return info
+
+
+def describe(info: dict) -> str:
+    """One line for the top of a table."""
+    threads = f"; {info['inference_threads']} inference threads" if "inference_threads" in info else ""
+    libs = ", ".join(f"{k} {v}" for k, v in info["libraries"].items())
+    return (f"{info['cpu']}; {info['logical_cores']} logical cores{threads}; "
+            f"flags: {' '.join(info['cpu_flags']) or 'none of ' + '/'.join(INFERENCE_FLAGS[:4])}; "
+            f"{info['platform']}; {libs}")
