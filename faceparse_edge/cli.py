@@ -141,14 +141,16 @@ def data_stats(
 def data_crop_rule(
     data: Path = typer.Argument(..., help="Dataset of aligned face crops (the training data)."),
     split: Optional[str] = typer.Option("train", help="Split to measure on."),
-    out_file: Optional[Path] = typer.Option(None, "--out", help="Write the rule here (the runtime reads runtime/crop_rule.json)."),
+    detector: str = typer.Option("auto", help="auto, yunet or haar: the detector whose boxes the rule maps."),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="Write the rule here (the runtime reads runtime/crop_rule_<detector>.json)."),
 ):
-    """Measure how the face detector's box maps to the training crops (the runtime's crop rule)."""
+    """Measure how a face detector's box maps to the training crops (the runtime's crop rule)."""
     from .fileio import read_image
     from .progress import progress_bar
-    from .runtime.faces import derive_rule, rule_to_json
+    from .runtime.faces import derive_rule, make_detector, rule_to_json
     from .toolkit.data import list_samples
 
+    face_detector = make_detector(detector)
     samples = list_samples(data, split)
 
     def images():
@@ -158,9 +160,9 @@ def data_crop_rule(
                 yield read_image(s.image)
                 progress.update(task, advance=1)
 
-    rule, found = derive_rule(images())
-    text = rule_to_json(rule, found, f"{data} [{split}]")
-    out.print(f"face found in {found}/{len(samples)} images; crop side = {rule.scale} x box width, "
+    rule, found = derive_rule(images(), face_detector)
+    text = rule_to_json(rule, found, f"{data} [{split}]", face_detector.name)
+    out.print(f"{face_detector.name}: face found in {found}/{len(samples)} images; crop side = {rule.scale} x box width, "
               f"centre offset ({rule.dx}, {rule.dy}) x box width")
     if out_file:
         write_text_atomic(out_file, text)
@@ -419,15 +421,18 @@ ThreadsOpt = typer.Option(0, help="Inference threads (0 = backend default).")
 TtaOpt = typer.Option(True, "--tta/--no-tta", help="Flip test-time augmentation (swaps left/right labels).")
 DetectOpt = typer.Option(True, "--detect/--no-detect", help="Find faces; --no-detect treats each input as an aligned crop.")
 DetectEveryOpt = typer.Option(5, help="Run the face detector every N frames (tracks follow their faces' motion in between).")
+DetectorOpt = typer.Option("auto", help="Face detector: yunet (profile and small faces), haar (OpenCV, needs nothing "
+                           "extra), auto (yunet where its wheel is installed, else haar).")
 SmoothingOpt = typer.Option(0.7, help="Weight of a face's previous probabilities (moved with its motion), 0 (off) .. <1.")
 
 
-def _pipeline(model, backend, threads, tta, detect, precision, detect_every=1, smoothing=0.0):
+def _pipeline(model, backend, threads, tta, detect, precision, detector, detect_every=1, smoothing=0.0):
     from .runtime.pipeline import Pipeline
 
     if not 0 <= smoothing < 1:
         raise FaceparseError(f"--smoothing must be in [0, 1), got {smoothing}")
-    return Pipeline(model, backend, threads, tta, detect, detect_every, smoothing, precision=precision.value)
+    return Pipeline(model, backend, threads, tta, detect, detect_every, smoothing, precision=precision.value,
+                    detector=detector)
 
 
 def _print_stream_summary(summary: dict) -> None:
@@ -447,12 +452,12 @@ def video(
     show: bool = typer.Option(True, "--show/--no-show", help="Show a live window."),
     model: Optional[Path] = ModelOpt, backend: str = BackendOpt, threads: int = ThreadsOpt, tta: bool = TtaOpt,
     detect: bool = DetectOpt, detect_every: int = DetectEveryOpt, smoothing: float = SmoothingOpt,
-    precision: Precision = PrecisionOpt, json_file: Optional[Path] = JsonOpt,
+    precision: Precision = PrecisionOpt, detector: str = DetectorOpt, json_file: Optional[Path] = JsonOpt,
 ):
     """Parse every face in a video file or stream; same frame count and rate out as in."""
     from .runtime.video import run_stream
 
-    pipeline = _pipeline(model, backend, threads, tta, detect, precision, detect_every, smoothing)
+    pipeline = _pipeline(model, backend, threads, tta, detect, precision, detector, detect_every, smoothing)
     summary = run_stream(pipeline, source, out_file, show=show)
     _print_stream_summary(summary)
     write_json(json_file, summary)
@@ -465,13 +470,14 @@ def webcam(
     show: bool = typer.Option(True, "--show/--no-show", help="Show a live window (q quits)."),
     model: Optional[Path] = ModelOpt, backend: str = BackendOpt, threads: int = ThreadsOpt, tta: bool = TtaOpt,
     detect_every: int = DetectEveryOpt, smoothing: float = SmoothingOpt, precision: Precision = PrecisionOpt,
+    detector: str = DetectorOpt,
     max_frames: Optional[int] = typer.Option(None, help="Stop after this many frames."),
     json_file: Optional[Path] = JsonOpt,
 ):
     """Live face parsing from a webcam; q or Ctrl-C stops and finalises the saved file."""
     from .runtime.video import run_stream
 
-    pipeline = _pipeline(model, backend, threads, tta, True, precision, detect_every, smoothing)
+    pipeline = _pipeline(model, backend, threads, tta, True, precision, detector, detect_every, smoothing)
     summary = run_stream(pipeline, camera, save, show=show, is_camera=True, max_frames=max_frames)
     _print_stream_summary(summary)
     write_json(json_file, summary)
@@ -482,12 +488,14 @@ def image(
     inputs: list[Path] = typer.Argument(..., help="Image files or folders of images."),
     out_dir: Path = typer.Option(Path("runs/image"), "--out", help="Where to write <name>.png labels and <name>_overlay.png."),
     model: Optional[Path] = ModelOpt, backend: str = BackendOpt, threads: int = ThreadsOpt, tta: bool = TtaOpt,
-    detect: bool = DetectOpt, precision: Precision = PrecisionOpt, json_file: Optional[Path] = JsonOpt,
+    detect: bool = DetectOpt, precision: Precision = PrecisionOpt, detector: str = DetectorOpt,
+    json_file: Optional[Path] = JsonOpt,
 ):
     """Parse faces in images: a palette label PNG (class ids, input resolution) and an overlay per input."""
     from .runtime.images import parse_images
 
-    records, errors = parse_images(_pipeline(model, backend, threads, tta, detect, precision), inputs, out_dir)
+    records, errors = parse_images(_pipeline(model, backend, threads, tta, detect, precision, detector), inputs,
+                                   out_dir)
     for r in records:
         out.print(f"{r['input']}: {len(r['faces'])} face(s) -> {r['labels']}, {r['overlay']}")
     write_json(json_file, records)

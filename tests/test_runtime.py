@@ -14,6 +14,7 @@ from onnx import TensorProto, helper
 from PIL import Image
 
 from faceparse_edge.classes import CLASS_NAMES
+from faceparse_edge.errors import FaceparseError
 from faceparse_edge.parsing import labels_at, predict_probs, preprocess, softmax
 from faceparse_edge.runtime.backends import CONFIG_KEY, PRECISION_KEY, open_backend
 from faceparse_edge.runtime.pipeline import Pipeline
@@ -246,3 +247,42 @@ def test_cuts_in_the_video_start_new_tracks(media):
     before, after, next_frame = ids[210 - 185 : 213 - 185]
     assert before and after and not before & after  # faces after the cut are new tracks
     assert after & next_frame  # and are tracked on from there
+
+
+def _video_frame(media, index: int) -> np.ndarray:
+    cap = cv2.VideoCapture(str(media / "short_hamilton_clip.mp4"))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, index)
+    ok, frame = cap.read()
+    cap.release()
+    assert ok
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+
+def test_yunet_finds_the_profile_face_that_haar_misses(media):
+    from faceparse_edge.runtime.faces import HaarDetector, YuNetDetector, iou, make_detector
+
+    profile = _video_frame(media, 40)  # the performer in profile, close up
+    yunet_boxes = YuNetDetector().detect(profile)
+    assert yunet_boxes and not HaarDetector().detect(profile)
+    x, y, w, h = yunet_boxes[0]  # the largest: the performer's head, in the right half of the frame
+    assert x > 640 / 3 and w > 100
+    assert make_detector("auto").name == "yunet"
+    frontal = _video_frame(media, 150)
+    for detector in (YuNetDetector(), HaarDetector()):
+        gray = detector.detect(cv2.cvtColor(frontal, cv2.COLOR_RGB2GRAY))  # single-channel frames are accepted
+        assert len(gray) == 1 and iou(gray[0], detector.detect(frontal)[0]) > 0.7
+        for odd in (np.zeros((10, 10, 3), np.uint8), np.zeros((7, 300), np.uint8)):
+            assert detector.detect(odd) == []
+
+
+def test_auto_detector_falls_back_to_haar_without_yuface(monkeypatch):
+    import sys
+
+    from faceparse_edge.runtime.faces import make_detector
+
+    monkeypatch.setitem(sys.modules, "yuface", None)  # import yuface now raises ImportError
+    assert make_detector("auto").name == "haar"
+    with pytest.raises(FaceparseError, match="needs the yuface package"):
+        make_detector("yunet")
+    with pytest.raises(FaceparseError, match="unknown detector 'mtcnn'"):
+        make_detector("mtcnn")

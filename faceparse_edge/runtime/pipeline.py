@@ -17,7 +17,7 @@ from ..classes import CLASS_NAMES
 from ..parsing import labels_at, predict_probs, preprocess
 from ..weights import DEFAULT_ONNX
 from .backends import open_backend, precision_ran
-from .faces import CropRule, FaceDetector, FaceTracker, crop
+from .faces import CropRule, FaceTracker, crop, make_detector, rule_file
 from .motion import CropFlow, face_shift, is_cut, warp_probs
 
 
@@ -39,14 +39,14 @@ class FrameResult:
 class Pipeline:
     def __init__(self, model: str | Path | None = None, backend: str = "auto", threads: int = 0, tta: bool = True,
                  detect: bool = True, detect_every: int = 5, smoothing: float = 0.7, rule: CropRule | None = None,
-                 precision: str = "f32"):
+                 precision: str = "f32", detector: str = "auto"):
         self.backend = open_backend(model or DEFAULT_ONNX, backend, threads, precision)
         self.info = self.backend.info
         self.precision = precision_ran(self.backend)
         self.engine = f"{self.backend.name} {self.precision}"  # for the HUD: what runs, and in what precision
         self.tta, self.detect, self.detect_every, self.smoothing = tta, detect, max(1, detect_every), smoothing
-        self.rule = rule or CropRule.load()
-        self.detector = FaceDetector() if detect else None
+        self.detector = make_detector(detector) if detect else None
+        self.rule = rule or (CropRule.load(rule_file(self.detector.name)) if detect else None)
         self.reset()
 
     def reset(self) -> None:
@@ -75,7 +75,7 @@ class Pipeline:
             t1 = time.perf_counter()
             timings["track"] = (t1 - t0) * 1000
             if self.frame_index % self.detect_every == 0:
-                self.tracker.update(self.detector.detect(gray))
+                self.tracker.update(self.detector.detect(frame_rgb))
                 timings["detect"] = (time.perf_counter() - t1) * 1000
             self.previous_gray = gray
             tracks = list(self.tracker.tracks)  # a copy: false positives are removed from the tracker below
