@@ -23,7 +23,7 @@ from faceparse_edge.export.benchmark import latency_ms
 from faceparse_edge.export.calibration import calibration_batches, pick_stratified
 from faceparse_edge.export.check import check
 from faceparse_edge.export.onnx_export import export_onnx
-from faceparse_edge.export.quantize import int8_target_for_this_cpu, quantize_onnx, quantize_openvino, to_openvino
+from faceparse_edge.export.quantize import quantize_onnx, quantize_openvino, resolve_int8_target, to_openvino
 from faceparse_edge.fileio import write_text_atomic
 from faceparse_edge.runtime.backends import open_backend
 from faceparse_edge.sysinfo import describe, machine_info
@@ -78,13 +78,13 @@ def main():
     sweep = []
     for size in args.sizes:
         calib = calibration_batches([s.image for s in pick_stratified(train, size)], c.input_size, c.mean, c.std)
-        _, ort, ov = check(fp32, [quantize_onnx(fp32, work / f"ort_{size}.onnx", calib, int8_target_for_this_cpu()),
+        _, ort, ov = check(fp32, [quantize_onnx(fp32, work / f"ort_{size}.onnx", calib),
                                   quantize_openvino(fp32_xml, work / f"ov_{size}.xml", calib)], args.data, "val")
         sweep.append({"calibration_images": size, "onnxruntime_int8_miou": round(ort["miou"], 2),
                       "openvino_int8_miou": round(ov["miou"], 2)})
         print(sweep[-1], flush=True)
 
-    kind = int8_target_for_this_cpu()
+    kind = resolve_int8_target("auto")
     machine = machine_info(THREADS)
     md = [f"# INT8 settings on a CPU {'with' if kind == 'vnni' else 'without'} VNNI\n",
           f"Machine: {describe(machine)}\n",

@@ -15,6 +15,7 @@ from .classes import CLASS_NAMES
 from .errors import FaceparseError
 from .fileio import write_text_atomic
 from .progress import console
+from .runtime.backends import EXECUTION_PRECISIONS
 
 # INT8 mIoU is flat from 8 calibration images on (benchmarks/results/int8_calibration_size.md); 32 is the
 # smallest stratified pick that holds 4 images of each rare class.
@@ -36,10 +37,7 @@ SplitOpt = typer.Option(None, help="Split: a name in splits/, or 'all' pairs; de
                         "splits/val.txt, else all pairs.")
 
 
-class Precision(str, Enum):
-    f32 = "f32"
-    bf16 = "bf16"
-    f16 = "f16"
+Precision = Enum("Precision", {p: p for p in EXECUTION_PRECISIONS}, type=str)
 
 
 PrecisionOpt = typer.Option(Precision.f32, help="Floating-point execution precision: f32 (exact, every CPU), or bf16/f16 "
@@ -386,7 +384,8 @@ def benchmark(
     runs: int = typer.Option(30, help="Timed runs per format per round."),
     rounds: int = typer.Option(3, help="Interleaved rounds over all formats."),
     precision: list[Precision] = typer.Option(list(Precision), help="Execution precisions to measure (repeat the "
-                                              "option); reduced ones run the OpenVINO models, skipped where the CPU lacks them."),
+                                              "option); f32 rows always run; reduced ones run the OpenVINO models, "
+                                              "skipped where the CPU lacks them."),
     out_dir: Path = typer.Option(Path("benchmarks/results"), "--out", help="Where to save the table and chart."),
 ):
     """PyTorch eager vs ONNX Runtime vs OpenVINO, FP32 and INT8, f32 and reduced execution: size, mIoU, latency, FPS."""

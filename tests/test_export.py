@@ -123,6 +123,9 @@ def test_backends_reject_models_of_the_wrong_kind(tmp_path):
 
 def test_export_bad_inputs_are_one_line_errors(subset, tmp_path):
     assert_one_line_error(cli("export", "--format", "tflite", "--data", subset, "--out", tmp_path), "unsupported export format")
+    assert_one_line_error(cli("export", "--int8", "--int8-target", "arm", "--data", subset, "--out", tmp_path / "t"),
+                          "unknown INT8 target 'arm'")
+    assert not (tmp_path / "t").exists()  # refused before any work
     assert_one_line_error(cli("export", "--int8", "--calib-size", "4", "--data", subset, "--out", tmp_path),
                           "at least 8 images")
     assert_one_line_error(cli("export", "--int8", "--manifest", tmp_path / "none.json", "--data", subset,

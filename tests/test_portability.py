@@ -15,7 +15,7 @@ from onnx import numpy_helper
 from faceparse_edge.errors import FaceparseError
 from faceparse_edge.export.benchmark import benchmark
 from faceparse_edge.export.calibration import calibration_batches, pick_stratified
-from faceparse_edge.export.quantize import int8_target_for_this_cpu, quantize_onnx
+from faceparse_edge.export.quantize import quantize_onnx, resolve_int8_target
 from faceparse_edge.runtime.backends import check_execution_precision, open_backend, precision_ran
 from faceparse_edge.sysinfo import describe, has_vnni, inference_flags, machine_info
 from faceparse_edge.toolkit.data import list_samples, resolve_split
@@ -66,7 +66,6 @@ def test_cpu_flags_decide_the_int8_target():
     assert has_vnni({"avx2", "avx512f", "avx512_vnni"}) and has_vnni({"avx2", "avx_vnni"})
     assert not has_vnni({"avx2", "fma", "avx512f"})
     assert inference_flags({"sse2", "avx512_bf16", "avx2"}) == ["avx2", "avx512_bf16"]
-    assert int8_target_for_this_cpu() == ("vnni" if has_vnni() else "avx2")
 
 
 def test_int8_targets_use_7_bit_weights_without_vnni_and_8_bit_with_it(celeba_mini, tmp_path):
@@ -87,6 +86,8 @@ def test_int8_targets_use_7_bit_weights_without_vnni_and_8_bit_with_it(celeba_mi
         assert peak <= limit and (target == "avx2" or peak > 64), (target, peak)
     with pytest.raises(FaceparseError, match="unknown INT8 target 'arm'"):
         quantize_onnx(fp32, tmp_path / "arm.onnx", calibration, "arm")
+    assert not (tmp_path / "arm.onnx").exists()
+    assert resolve_int8_target("avx2") == "avx2" and resolve_int8_target("auto") in ("avx2", "vnni")
 
 
 def test_precision_is_reported_in_info_and_stream_json(tmp_path):

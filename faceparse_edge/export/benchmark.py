@@ -38,12 +38,6 @@ def _rows_to_run(executions) -> list[tuple]:
     return rows
 
 
-def _openvino_capabilities() -> list[str]:
-    import openvino as ov
-
-    return list(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
-
-
 def _torch_backend(weights, threads):
     import torch
 
@@ -70,7 +64,7 @@ def benchmark(weights, models_dir: Path, data: str, split: str | None, threads: 
               executions: tuple = ("f32",)) -> list[dict]:
     """One row per format and execution precision; reduced precisions the CPU lacks are 'skipped' rows."""
     from ..evaluation import evaluate_backend
-    from ..runtime.backends import check_execution_precision, open_backend
+    from ..runtime.backends import check_execution_precision, open_backend, openvino_capabilities
     from ..toolkit.data import list_samples, load_pair
 
     samples = list_samples(data, split)[:eval_images]
@@ -81,7 +75,7 @@ def benchmark(weights, models_dir: Path, data: str, split: str | None, threads: 
         rows.append(row)
         if execution != "f32":
             try:
-                check_execution_precision(execution, "openvino", _openvino_capabilities())
+                check_execution_precision(execution, "openvino", openvino_capabilities())
             except FaceparseError as exc:
                 row["status"] = f"skipped: {exc}"
                 continue

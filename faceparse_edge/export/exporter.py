@@ -12,7 +12,7 @@ from ..parsing import preprocess
 from ..runtime.backends import model_size_mb, open_backend
 from .calibration import calibration_batches, pick_stratified, read_manifest
 from .onnx_export import export_onnx
-from .quantize import int8_target_for_this_cpu, quantize_onnx, quantize_openvino, to_openvino
+from .quantize import quantize_onnx, resolve_int8_target, quantize_openvino, to_openvino
 
 FORMATS = ("onnx", "openvino")
 # Parity thresholds against torch FP32 (argmax pixel agreement at the model's input size).
@@ -45,6 +45,7 @@ def export(weights, fmt: str, int8: bool, data: str, out_dir: Path, imgsz: int |
 
     if fmt not in FORMATS:
         raise FaceparseError(f"unsupported export format '{fmt}'; choose from {', '.join(FORMATS)}")
+    target = resolve_int8_target(int8_target)  # a bad target fails before any work
     model = load_model(weights)
     if imgsz:
         model.config = replace(model.config, input_size=imgsz)
@@ -75,7 +76,6 @@ def export(weights, fmt: str, int8: bool, data: str, out_dir: Path, imgsz: int |
                                                            calib_size, seed)]
         calibration = calibration_batches(calib_images, c.input_size, c.mean, c.std)
         if fmt == "onnx":
-            target = int8_target_for_this_cpu() if int8_target == "auto" else int8_target
             int8_path = quantize_onnx(onnx_path, out_dir / "faceparse-edge-int8.onnx", calibration, target)
         else:
             name = "faceparse-edge-int8-acc.xml" if max_drop is not None else "faceparse-edge-int8.xml"

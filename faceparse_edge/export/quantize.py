@@ -25,13 +25,18 @@ class _Reader:
 INT8_TARGETS = ("avx2", "vnni")
 
 
-def int8_target_for_this_cpu() -> str:
+def resolve_int8_target(target: str) -> str:
+    """Check an INT8 target; 'auto' becomes this CPU's (vnni where it has VNNI, else avx2)."""
     from ..sysinfo import has_vnni
 
-    return "vnni" if has_vnni() else "avx2"
+    if target == "auto":
+        return "vnni" if has_vnni() else "avx2"
+    if target not in INT8_TARGETS:
+        raise FaceparseError(f"unknown INT8 target '{target}'; choose from auto, {', '.join(INT8_TARGETS)}")
+    return target
 
 
-def quantize_onnx(fp32_path: Path, out_path: Path, calibration: Sequence[np.ndarray], target: str = "avx2",
+def quantize_onnx(fp32_path: Path, out_path: Path, calibration: Sequence[np.ndarray], target: str = "auto",
                   signed_weights: bool = True) -> Path:
     """Static INT8 (QDQ, per-channel weights) with the weight range right for the target CPU.
 
@@ -46,8 +51,7 @@ def quantize_onnx(fp32_path: Path, out_path: Path, calibration: Sequence[np.ndar
 
     from .onnx_export import config_metadata, set_metadata
 
-    if target not in INT8_TARGETS:
-        raise FaceparseError(f"unknown INT8 target '{target}'; choose from auto, {', '.join(INT8_TARGETS)}")
+    target = resolve_int8_target(target)
     config = config_metadata(fp32_path)
     input_name = onnx.load(str(fp32_path)).graph.input[0].name
     with atomic_path(out_path) as tmp:
