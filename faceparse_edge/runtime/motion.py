@@ -11,30 +11,36 @@ Cuts to a new shot are found here too: no motion connects the faces across them.
 import cv2
 import numpy as np
 
-from .faces import crop
+from . import align
 
 FLOW_SIZE = 64  # the crop is resampled to this size for the flow: ample for a face's motion
 CUT_SIZE = (64, 36)  # frames are compared at this size to find cuts
+# Smoothing trusts a face's previous parse by exp(-change / CHANGE_LEVELS), where change is the mean
+# grey-level difference over the face's crop between frames: about 1 for a still face under camera
+# noise, under 0.5 on a repeated frame, 5-12 for a face turning or moving (benchmarks/results/runtime.md).
+CHANGE_LEVELS = 4.0
 CUT_LEVELS = 20.0  # mean absolute grey-level change that marks a cut (shared video: cuts 28-31, motion at most 14)
 
 
 class CropFlow:
-    """Where each pixel of a square crop of the current frame was in the previous frame."""
+    """Where each point of a face's crop in the current frame was in the previous frame."""
 
     def __init__(self, size: int = FLOW_SIZE):
         self.size = size
         self.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
 
-    def __call__(self, previous_gray: np.ndarray, gray: np.ndarray, square) -> np.ndarray:
-        """(size, size, 2) backward flow over `square`, in frame pixels: previous = current + flow."""
-        n = self.size
-        now = cv2.resize(crop(gray, square), (n, n), interpolation=cv2.INTER_AREA)
-        before = cv2.resize(crop(previous_gray, square), (n, n), interpolation=cv2.INTER_AREA)
-        return self.dis.calc(now, before, None) * np.float32(square[2] / n)
+    def __call__(self, previous_gray: np.ndarray, gray: np.ndarray, crop: np.ndarray) -> tuple[np.ndarray, float]:
+        """The backward flow over the crop (see align), (size, size, 2) in unit crop coordinates (previous =
+        current + flow), and how much the face changed: the mean absolute grey-level difference over the crop's centre.
+        """
+        now, before = (align.warp_crop(g, crop, self.size) for g in (gray, previous_gray))
+        centre = slice(self.size // 4, self.size - self.size // 4)
+        change = float(cv2.absdiff(now[centre, centre], before[centre, centre]).mean())
+        return self.dis.calc(now, before, None) / np.float32(self.size), change
 
 
 def face_shift(flow: np.ndarray) -> tuple[float, float]:
-    """The face's (dx, dy) since the previous frame: the median motion over the crop's centre.
+    """The face's motion since the previous frame, in unit crop coordinates: the median over the crop's centre.
 
     The centre half of a CelebAMask-HQ-style crop is the face itself; the median ignores the
     hands, microphones and background that move differently around it.
@@ -45,27 +51,23 @@ def face_shift(flow: np.ndarray) -> tuple[float, float]:
     return -float(dx), -float(dy)
 
 
-def warp_probs(probs: np.ndarray, old_square, new_square, flow: np.ndarray) -> np.ndarray:
+def warp_probs(probs: np.ndarray, old_crop: np.ndarray, new_crop: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """Move a face's (C, S, S) probabilities from its previous crop into the current one.
 
-    `flow` is the backward flow over `old_square` (CropFlow): each current pixel takes the
-    probabilities from where that pixel was in the previous frame.
+    `flow` is the backward flow over `old_crop` (CropFlow): each current pixel takes the
+    probabilities from where that point of the face was in the previous frame.
     """
     s, n = probs.shape[-1], flow.shape[0]
-    ox, oy, oside = old_square
-    nx, ny, nside = new_square
-    centres = (np.arange(s, dtype=np.float32) + 0.5) * np.float32(nside / s)
-    x = np.broadcast_to(nx + centres[None, :], (s, s))  # frame coordinates of the current crop's pixels
-    y = np.broadcast_to(ny + centres[:, None], (s, s))
-    to_flow = np.float32(n / oside)
-    along = cv2.remap(flow, (x - ox) * to_flow - 0.5, (y - oy) * to_flow - 0.5, cv2.INTER_LINEAR,
-                      borderMode=cv2.BORDER_REPLICATE)
-    to_probs = np.float32(s / oside)
-    map_x = (x + along[..., 0] - ox) * to_probs - 0.5
-    map_y = (y + along[..., 1] - oy) * to_probs - 0.5
+    to_old = align.relative(old_crop, new_crop).astype(np.float32)
+    centres = (np.arange(s, dtype=np.float32) + 0.5) / s
+    u, v = np.meshgrid(centres, centres)
+    x = to_old[0, 0] * u + to_old[0, 1] * v + to_old[0, 2]  # the current pixels in the old crop's coordinates
+    y = to_old[1, 0] * u + to_old[1, 1] * v + to_old[1, 2]
+    along = cv2.remap(flow, x * n - 0.5, y * n - 0.5, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    map_x = (x + along[..., 0]) * s - 0.5
+    map_y = (y + along[..., 1]) * s - 0.5
     hwc = np.ascontiguousarray(probs.transpose(1, 2, 0))
     return cv2.remap(hwc, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).transpose(2, 0, 1)
-
 
 
 def is_cut(previous_gray: np.ndarray, gray: np.ndarray) -> bool:

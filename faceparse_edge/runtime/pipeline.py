@@ -1,9 +1,10 @@
 """One parsing pipeline for images, video files, streams and webcams (torch-free).
 
-frame -> on a cut, forget all tracks -> move each tracked face's box with its optical flow -> detect faces (every few
-frames) and match them to tracks -> crop as CelebAMask-HQ frames faces -> parse the crops
+frame -> on a cut, forget all tracks -> move each tracked face's box and landmarks with its optical
+flow -> detect faces (every few frames) and match them to tracks -> align each face as
+CelebA-HQ aligned its faces (a similarity transform from the landmarks) -> parse the crops
 in one batch (with the mirrored crops when flip TTA is on) -> blend each face's
-probabilities with its previous ones, moved along the flow -> paste labels into the frame.
+probabilities with its previous ones, moved along the flow -> turn the labels back into the frame.
 """
 
 import time
@@ -14,19 +15,22 @@ import cv2
 import numpy as np
 
 from ..classes import CLASS_NAMES
+from ..errors import FaceparseError
 from ..parsing import labels_at, predict_probs, preprocess
 from ..weights import DEFAULT_ONNX
+from . import align
 from .backends import open_backend, precision_ran
-from .faces import CropRule, FaceTracker, crop, make_detector, rule_file
-from .motion import CropFlow, face_shift, is_cut, warp_probs
+from .faces import CropRule, FaceTracker, make_detector, rule_file
+from .motion import CHANGE_LEVELS, CropFlow, face_shift, is_cut, warp_probs
 
 
 @dataclass
 class Face:
-    square: tuple  # crop (x0, y0, side) in frame pixels
+    crop: np.ndarray  # frame -> unit crop coordinates (2x3, see align)
     box: tuple | None  # detector box (x, y, w, h); None with detection off
     track_id: int | None
-    labels: np.ndarray  # the face's class ids over the part of its crop inside the frame
+    region: tuple  # (x0, y0, x1, y1): the frame rectangle that holds the face's crop, clipped to the frame
+    labels: np.ndarray  # the face's class ids over `region` (0 outside its crop)
 
 
 @dataclass
@@ -38,7 +42,7 @@ class FrameResult:
 
 class Pipeline:
     def __init__(self, model: str | Path | None = None, backend: str = "auto", threads: int = 0, tta: bool = True,
-                 detect: bool = True, detect_every: int = 5, smoothing: float = 0.7, rule: CropRule | None = None,
+                 detect: bool = True, detect_every: int = 5, smoothing: float = 0.9, rule: CropRule | None = None,
                  precision: str = "f32", detector: str = "auto"):
         self.backend = open_backend(model or DEFAULT_ONNX, backend, threads, precision)
         self.info = self.backend.info
@@ -61,7 +65,8 @@ class Pipeline:
         batch = preprocess(crops, self.info.input_size, self.info.mean, self.info.std)
         return predict_probs(self.backend, batch, self.tta)
 
-    def __call__(self, frame_rgb: np.ndarray) -> FrameResult:
+    def __call__(self, frame: np.ndarray) -> FrameResult:
+        frame_rgb = as_rgb(frame)
         h, w = frame_rgb.shape[:2]
         timings = {"track": 0.0, "detect": 0.0}
         flows = {}
@@ -79,9 +84,8 @@ class Pipeline:
                 timings["detect"] = (time.perf_counter() - t1) * 1000
             self.previous_gray = gray
             tracks = list(self.tracker.tracks)  # a copy: false positives are removed from the tracker below
-            squares = [self.rule.crop_square(t.box) for t in tracks]
         else:
-            tracks, squares = [], []
+            tracks = []
         self.frame_index += 1
         labels = np.zeros((h, w), np.uint8)
         faces: list[Face] = []
@@ -89,56 +93,59 @@ class Pipeline:
         if not self.detect:
             probs = self.parse_crops([frame_rgb])[0]
             labels[:] = labels_at(probs, h, w)
-            faces.append(Face((0, 0, max(h, w)), None, None, labels))
+            faces.append(Face(np.array([[1 / w, 0, 0], [0, 1 / h, 0]]), None, None, (0, 0, w, h), labels))
         elif tracks:
-            probs = self.parse_crops([crop(frame_rgb, s) for s in squares])
-            for track, square, p in zip(tracks, squares, probs):
+            crops = [self.rule.transform(t.box, t.landmarks) for t in tracks]
+            size = self.info.input_size
+            probs = self.parse_crops([align.warp_crop(frame_rgb, m, size) for m in crops])
+            for track, m, p in zip(tracks, crops, probs):
                 if self.smoothing and track.id in flows:  # parsed in the previous frame
-                    moved = warp_probs(track.probs, track.square, square, flows[track.id])
-                    p = self.smoothing * moved + (1 - self.smoothing) * p
-                crop_labels = labels_at(p, *(2 * [max(1, int(round(square[2])))]))
-                if not looks_like_a_face(crop_labels):  # a detector false positive: drop its track
+                    flow, change = flows[track.id]
+                    a = self.smoothing * np.exp(-change / CHANGE_LEVELS)  # a changed face follows its new parse
+                    p = a * warp_probs(track.probs, track.crop, m, flow) + (1 - a) * p
+                region = align.footprint(m, h, w)
+                if region is None or not looks_like_a_face(p.argmax(0)):  # a detector false positive: drop its track
                     self.tracker.tracks.remove(track)
                     continue
-                track.probs, track.square = p, square
-                faces.append(Face(tuple(round(v, 1) for v in square), tuple(round(v, 1) for v in track.box),
-                                  track.id, _paste(labels, crop_labels, square)))
+                track.probs, track.crop = p, m
+                face_labels = align.labels_in_frame(p, m, region)
+                x0, y0, x1, y1 = region
+                inside = labels[y0:y1, x0:x1]
+                inside[face_labels > 0] = face_labels[face_labels > 0]
+                faces.append(Face(m, tuple(round(v, 1) for v in track.box), track.id, region,
+                                  face_labels))
         timings["infer"] = (time.perf_counter() - t1) * 1000
         return FrameResult(labels, faces, timings)
 
     def _follow_faces(self, gray: np.ndarray) -> dict:
-        """Move each parsed face's box by its motion since the previous frame; track id -> flow."""
+        """Move each parsed face's box and landmarks by its motion since the previous frame; track id -> (flow, change)."""
         flows = {}
         if self.previous_gray is None or self.previous_gray.shape != gray.shape:
             return flows
         for track in self.tracker.tracks:
-            if track.square is not None:
-                flows[track.id] = flow = self.flow(self.previous_gray, gray, track.square)
-                dx, dy = face_shift(flow)
-                x, y, bw, bh = track.box
-                track.box = (x + dx, y + dy, bw, bh)
+            if track.crop is not None:
+                flows[track.id] = motion = self.flow(self.previous_gray, gray, track.crop)
+                track.move(*align.frame_vector(track.crop, face_shift(motion[0])))
         return flows
+
+
+def as_rgb(frame: np.ndarray) -> np.ndarray:
+    """An 8-bit frame as 3-channel RGB: grayscale is repeated, an alpha channel dropped; anything else is refused."""
+    if frame.dtype != np.uint8:
+        raise FaceparseError(f"frames must be 8-bit, got {frame.dtype}")
+    if frame.ndim == 3 and frame.shape[2] == 3:
+        return frame
+    if frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 1):
+        return cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
+    if frame.ndim == 3 and frame.shape[2] == 4:
+        return cv2.cvtColor(frame, cv2.COLOR_RGBA2RGB)
+    raise FaceparseError(f"frames must be H x W grayscale or H x W x 3 RGB, got shape {frame.shape}")
 
 
 def looks_like_a_face(crop_labels: np.ndarray, min_skin: float = 0.05, min_nose: float = 0.002) -> bool:
     """The parser's own check on a detection: enough skin and a nose in the crop."""
     share = np.bincount(crop_labels.ravel(), minlength=len(CLASS_NAMES)) / crop_labels.size
     return share[1] >= min_skin and share[2] >= min_nose
-
-
-def _paste(frame_labels: np.ndarray, face_labels: np.ndarray, square) -> np.ndarray:
-    """Write a face's non-background labels into the frame; returns the part inside the frame."""
-    x0, y0 = int(round(square[0])), int(round(square[1]))
-    h, w = frame_labels.shape
-    side = face_labels.shape[0]
-    fx0, fy0 = max(0, x0), max(0, y0)
-    fx1, fy1 = min(w, x0 + side), min(h, y0 + side)
-    if fx1 <= fx0 or fy1 <= fy0:
-        return face_labels[:0, :0]
-    part = face_labels[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0]
-    region = frame_labels[fy0:fy1, fx0:fx1]
-    region[part > 0] = part[part > 0]
-    return part
 
 
 def class_areas(labels: np.ndarray) -> dict:

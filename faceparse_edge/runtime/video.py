@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import FaceparseError
 from ..progress import console, progress_bar
+from . import align
 from .draw import hud_lines, overlay
 from .pipeline import Pipeline
 
@@ -66,8 +67,8 @@ def _parsed(result, track_ids) -> np.ndarray:
     mask = np.zeros(result.labels.shape, np.uint8)
     for face in result.faces:
         if face.track_id in track_ids:
-            x0, y0, side = (int(round(v)) for v in face.square)
-            mask[max(0, y0) : max(0, y0 + side), max(0, x0) : max(0, x0 + side)] = 1
+            x0, y0, x1, y1 = face.region
+            mask[y0:y1, x0:x1] |= align.inside(face.crop, face.region)
     return mask
 
 

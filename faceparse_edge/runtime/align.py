@@ -1,0 +1,114 @@
+"""Face crops as similarity transforms, the way CelebA-HQ aligns faces by their landmarks.
+
+A crop is a 2x3 matrix `m` that maps frame coordinates to unit crop coordinates: (0, 0) is
+the crop's top-left corner and (1, 1) its bottom-right. Coordinates are continuous (pixel
+(i, j) covers [j, j+1) x [i, i+1)), so one matrix serves every resolution: the model's input,
+its coarser output, and the small grid the optical flow runs on. Rotation, scale and
+translation together: a tilted head is turned upright before it is parsed, and the parse is
+turned back when it is pasted into the frame.
+"""
+
+import cv2
+import numpy as np
+
+
+def fit_similarity(src, dst) -> np.ndarray:
+    """Least-squares similarity (rotation, uniform scale, translation) taking points `src` onto `dst`."""
+    src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
+    a = np.zeros((2 * len(src), 4))
+    a[0::2] = np.column_stack([src[:, 0], -src[:, 1], np.ones(len(src)), np.zeros(len(src))])
+    a[1::2] = np.column_stack([src[:, 1], src[:, 0], np.zeros(len(src)), np.ones(len(src))])
+    (c, s, tx, ty), *_ = np.linalg.lstsq(a, dst.ravel(), rcond=None)
+    return np.array([[c, -s, tx], [s, c, ty]])
+
+
+def square(x0: float, y0: float, side: float) -> np.ndarray:
+    """The axis-aligned square crop with top-left corner (x0, y0)."""
+    return np.array([[1 / side, 0, -x0 / side], [0, 1 / side, -y0 / side]])
+
+
+def _h(m: np.ndarray) -> np.ndarray:
+    return np.vstack([m, [0.0, 0.0, 1.0]])
+
+
+def side(m: np.ndarray) -> float:
+    """The crop's side in frame pixels."""
+    return float(1 / np.sqrt(abs(np.linalg.det(m[:, :2]))))
+
+
+def corners(m: np.ndarray) -> np.ndarray:
+    """The crop's four corners in the frame (clockwise from top-left), (4, 2)."""
+    unit = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], np.float64)
+    inverse = cv2.invertAffineTransform(m)
+    return unit @ inverse[:, :2].T + inverse[:, 2]
+
+
+def frame_vector(m: np.ndarray, unit_vector) -> tuple[float, float]:
+    """A displacement in unit crop coordinates, in frame pixels."""
+    dx, dy = np.linalg.solve(m[:, :2], np.asarray(unit_vector, np.float64))
+    return float(dx), float(dy)
+
+
+def relative(old: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """The map from `new`'s unit coordinates to `old`'s (the same frame point)."""
+    return (_h(old) @ np.linalg.inv(_h(new)))[:2]
+
+
+def _pixels(m: np.ndarray, size: int) -> np.ndarray:
+    """`m` as OpenCV wants it: from frame pixel centres to the pixel centres of a size x size crop."""
+    out = m * size
+    out[:, 2] += 0.5 * out[:, :2].sum(axis=1) - 0.5
+    return out
+
+
+def warp_crop(image: np.ndarray, m: np.ndarray, size: int) -> np.ndarray:
+    """The size x size crop that `m` describes; beyond the image's border its edge pixels repeat.
+
+    A crop much smaller than the face is taken from an area-averaged copy of just the face's
+    region, because bilinear sampling alone would alias it.
+    """
+    shrink = size / side(m)
+    if shrink < 0.8:
+        h, w = image.shape[:2]
+        x0, y0 = np.floor(corners(m).min(axis=0)).astype(int) - 1
+        x1, y1 = np.ceil(corners(m).max(axis=0)).astype(int) + 1
+        x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+        if x1 > x0 and y1 > y0:
+            region = image[y0:y1, x0:x1]
+            rw, rh = max(1, round((x1 - x0) * shrink)), max(1, round((y1 - y0) * shrink))
+            image = cv2.resize(region, (rw, rh), interpolation=cv2.INTER_AREA)
+            back = np.array([[(x1 - x0) / rw, 0, x0], [0, (y1 - y0) / rh, y0], [0, 0, 1]])
+            m = (_h(m) @ back)[:2]
+    return cv2.warpAffine(image, _pixels(m, size), (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def footprint(m: np.ndarray, height: int, width: int) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1): the frame pixels the crop covers, clipped to the frame; None if it lies outside."""
+    c = corners(m)
+    x0, y0 = np.maximum(np.floor(c.min(axis=0)).astype(int), 0)
+    x1, y1 = np.minimum(np.ceil(c.max(axis=0)).astype(int), [width, height])
+    return (int(x0), int(y0), int(x1), int(y1)) if x1 > x0 and y1 > y0 else None
+
+
+def inside(m: np.ndarray, region: tuple[int, int, int, int]) -> np.ndarray:
+    """Which pixels of the frame rectangle `region` have their centre inside the crop (bool)."""
+    x0, y0, x1, y1 = region
+    x, y = np.meshgrid(np.arange(x0, x1) + 0.5, np.arange(y0, y1) + 0.5)
+    u = m[0, 0] * x + m[0, 1] * y + m[0, 2]
+    v = m[1, 0] * x + m[1, 1] * y + m[1, 2]
+    return (u >= 0) & (u < 1) & (v >= 0) & (v < 1)
+
+
+def labels_in_frame(probs: np.ndarray, m: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """Class ids over the frame rectangle `box` from a face's (C, S, S) crop probabilities; 0 outside the crop.
+
+    Log-probabilities are resampled bilinearly and then arg-maxed, as `parsing.labels_at` does
+    for axis-aligned crops. Outside the crop every channel reads 0, so the argmax is background.
+    """
+    x0, y0, x1, y1 = box
+    s = probs.shape[-1]
+    log_probs = np.log(np.maximum(probs, 1e-7)).transpose(1, 2, 0)
+    shifted = (_h(m) @ np.array([[1.0, 0, x0], [0, 1, y0], [0, 0, 1]]))[:2]
+    warped = cv2.warpAffine(np.ascontiguousarray(log_probs), _pixels(shifted, s), (x1 - x0, y1 - y0),
+                            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return warped.reshape(y1 - y0, x1 - x0, -1).argmax(2).astype(np.uint8)
