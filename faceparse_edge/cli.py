@@ -13,13 +13,16 @@ from rich.table import Table
 
 from .classes import CLASS_NAMES
 from .errors import FaceparseError
-from .fileio import write_text_atomic
+from .fileio import refuse_overwriting, write_text_atomic
 from .progress import console
 from .runtime.backends import EXECUTION_PRECISIONS
 
 # INT8 mIoU is flat from 8 calibration images on (benchmarks/results/int8_calibration_size.md); 32 is the
 # smallest stratified pick that holds 4 images of each rare class.
 DEFAULT_CALIBRATION_SIZE = 32
+# click's base of usage errors: typer exports only BadParameter (and vendors click from 0.2x on).
+ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+MAX_THREADS = 256  # more threads than any CPU here has; ONNX Runtime hangs creating 100,000
 
 app = typer.Typer(
     help="faceparse-edge: a small CelebAMask-HQ face parser for edge devices.",
@@ -103,7 +106,7 @@ def _same_architecture(a, b) -> bool:
 def data_prepare(
     src: Path = typer.Argument(..., help="The official CelebAMask-HQ release folder."),
     out_dir: Path = typer.Argument(..., help="Where to write images/, masks/ and splits/."),
-    size: int = typer.Option(512, help="Output side length in pixels."),
+    size: int = typer.Option(512, min=32, help="Output side length in pixels."),
 ):
     """Convert the official CelebAMask-HQ release into the images/ + masks/ + splits/ layout."""
     from .toolkit.prepare import prepare
@@ -173,18 +176,18 @@ def train(
     out_dir: Path = typer.Option(Path("runs/train"), "--out", help="Run folder: checkpoints, metrics, curves."),
     preset: str = typer.Option("edge", help="Model preset: edge (default) or seed (the reference design)."),
     width: Optional[str] = typer.Option(None, help="Encoder width multiplier, or 'auto' to fill the parameter budget."),
-    budget: int = typer.Option(2_000_000, help="Trainable parameter budget."),
-    imgsz: int = typer.Option(256, help="Training and inference input size."),
-    epochs: Optional[int] = typer.Option(None, help="Epochs (default 60; with --resume, extends the run)."),
-    batch: int = typer.Option(16, help="Batch size."),
-    lr: float = typer.Option(3e-3, help="Peak learning rate."),
-    weight_decay: float = typer.Option(1e-4, help="Weight decay."),
+    budget: int = typer.Option(2_000_000, min=1, help="Trainable parameter budget."),
+    imgsz: int = typer.Option(256, min=64, max=2048, help="Training and inference input size."),
+    epochs: Optional[int] = typer.Option(None, min=1, help="Epochs (default 60; with --resume, extends the run)."),
+    batch: int = typer.Option(16, min=1, help="Batch size."),
+    lr: float = typer.Option(3e-3, min=1e-9, help="Peak learning rate."),
+    weight_decay: float = typer.Option(1e-4, min=0, help="Weight decay."),
     optimizer: str = typer.Option("adamw", help="adam or adamw."),
     scheduler: str = typer.Option("cosine", help="cosine, linear or plateau (all with warm-up)."),
-    warmup: float = typer.Option(2.0, help="Warm-up epochs."),
+    warmup: float = typer.Option(2.0, min=0, help="Warm-up epochs."),
     loss: str = typer.Option("ce:1,lovasz:0.5", help="Weighted sum of ce, wce, lovasz, dice, jaccard."),
-    lovasz_pixels: int = typer.Option(16384, help="Pixels sampled per batch for Lovasz-softmax (0 = all)."),
-    patience: int = typer.Option(0, help="Early stopping patience in epochs (0 = off)."),
+    lovasz_pixels: int = typer.Option(16384, min=0, help="Pixels sampled per batch for Lovasz-softmax (0 = all)."),
+    patience: int = typer.Option(0, min=0, help="Early stopping patience in epochs (0 = off)."),
     seed: int = typer.Option(0, help="Random seed."),
     fix_left_right: bool = typer.Option(True, help="Swap the labels of training masks whose left/right pairs are reversed."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
@@ -283,11 +286,11 @@ def export(
     fmt: str = typer.Option("onnx", "--format", "-f", help="onnx or openvino."),
     int8: bool = typer.Option(False, "--int8", help="Also write an INT8 model (ONNX Runtime QDQ or NNCF)."),
     data: Path = typer.Option(..., help="Labelled dataset: parity images, calibration and (with --max-drop) validation."),
-    imgsz: Optional[int] = typer.Option(None, help="Input size (default: the model's)."),
+    imgsz: Optional[int] = typer.Option(None, min=64, max=2048, help="Input size (default: the model's)."),
     out_dir: Path = typer.Option(Path("runs/export"), "--out", help="Output folder."),
-    calib_size: int = typer.Option(DEFAULT_CALIBRATION_SIZE, help="Calibration images (a stratified pick from the train split)."),
+    calib_size: int = typer.Option(DEFAULT_CALIBRATION_SIZE, min=1, help="Calibration images (a stratified pick from the train split)."),
     manifest: Optional[Path] = typer.Option(None, help="Calibration manifest from `calibrate` (overrides --calib-size)."),
-    max_drop: Optional[float] = typer.Option(None, help="OpenVINO: accuracy-controlled INT8 within this many mIoU points."),
+    max_drop: Optional[float] = typer.Option(None, min=0, help="OpenVINO: accuracy-controlled INT8 within this many mIoU points."),
     int8_target: str = typer.Option("auto", help="CPU the ONNX Runtime INT8 model is for: avx2 (no VNNI: 7-bit "
                                     "weights, no saturation), vnni (full 8-bit), auto (this CPU's flags)."),
     json_file: Optional[Path] = JsonOpt,
@@ -315,7 +318,7 @@ def calibrate(
     data: Optional[Path] = typer.Option(None, help="Labelled dataset to pick from (a stratified pick)."),
     video: Optional[Path] = typer.Option(None, help="Or a video: face crops cut as the runtime cuts them."),
     split: Optional[str] = typer.Option("train", help="Split to pick from."),
-    size: int = typer.Option(DEFAULT_CALIBRATION_SIZE, help="Number of images."),
+    size: int = typer.Option(DEFAULT_CALIBRATION_SIZE, min=1, help="Number of images."),
     seed: int = typer.Option(0, help="Random seed."),
     out_file: Path = typer.Option(Path("calibration_data/manifest.json"), "--out", help="Manifest to write."),
     crops_dir: Path = typer.Option(Path("calibration_data/images"), help="Where video crops are written."),
@@ -343,8 +346,8 @@ def check(
     reference: Optional[Path] = typer.Option(None, help="FP32 reference model; default: the shipped FP32 ONNX."),
     data: Path = typer.Option(..., help="Labelled dataset directory."),
     split: Optional[str] = SplitOpt,
-    max_drop: float = typer.Option(1.0, help="Fail when any model loses more than this many mIoU points."),
-    threads: int = typer.Option(0, help="Inference threads (0 = backend default)."),
+    max_drop: float = typer.Option(1.0, min=0, help="Fail when any model loses more than this many mIoU points."),
+    threads: int = typer.Option(0, min=0, max=MAX_THREADS, help="Inference threads (0 = backend default)."),
     precision: Precision = typer.Option(Precision.f32, help="Execution precision of the checked models (the "
                                         "reference runs in f32): f32, or bf16/f16 with OpenVINO where the CPU has it."),
     json_file: Optional[Path] = JsonOpt,
@@ -380,9 +383,9 @@ def benchmark(
     models_dir: Optional[Path] = typer.Option(None, "--models", help="Folder laid out like `export --out` (default: the shipped models)."),
     data: Path = typer.Option(..., help="Labelled dataset for the mIoU column."),
     split: Optional[str] = SplitOpt,
-    threads: int = typer.Option(os.cpu_count() or 1, help="Inference threads for every backend."),
-    runs: int = typer.Option(30, help="Timed runs per format per round."),
-    rounds: int = typer.Option(3, help="Interleaved rounds over all formats."),
+    threads: int = typer.Option(os.cpu_count() or 1, min=1, max=MAX_THREADS, help="Inference threads for every backend."),
+    runs: int = typer.Option(30, min=1, help="Timed runs per format per round."),
+    rounds: int = typer.Option(3, min=1, help="Interleaved rounds over all formats."),
     precision: list[Precision] = typer.Option(list(Precision), help="Execution precisions to measure (repeat the "
                                               "option); f32 rows always run; reduced ones run the OpenVINO models, "
                                               "skipped where the CPU lacks them."),
@@ -416,20 +419,18 @@ def benchmark(
 
 ModelOpt = typer.Option(None, "--model", "-m", help="ONNX (.onnx) or OpenVINO (.xml) model; default: the shipped model.")
 BackendOpt = typer.Option("auto", help="auto (by file type), onnxruntime or openvino.")
-ThreadsOpt = typer.Option(0, help="Inference threads (0 = backend default).")
+ThreadsOpt = typer.Option(0, min=0, max=MAX_THREADS, help="Inference threads (0 = backend default).")
 TtaOpt = typer.Option(True, "--tta/--no-tta", help="Flip test-time augmentation (swaps left/right labels).")
 DetectOpt = typer.Option(True, "--detect/--no-detect", help="Find faces; --no-detect treats each input as an aligned crop.")
-DetectEveryOpt = typer.Option(5, help="Run the face detector every N frames (tracks follow their faces' motion in between).")
+DetectEveryOpt = typer.Option(5, min=1, help="Run the face detector every N frames (tracks follow their faces' motion in between).")
 DetectorOpt = typer.Option("auto", help="Face detector: yunet (profile and small faces), haar (OpenCV, needs nothing "
                            "extra), auto (yunet where its wheel is installed, else haar).")
-SmoothingOpt = typer.Option(0.9, help="Weight of a still face's previous probabilities (moved with its motion; less as the face changes), 0 (off) .. <1.")
+SmoothingOpt = typer.Option(0.9, min=0, max=0.99, help="Weight of a still face's previous probabilities (moved with its motion; less as the face changes), 0 (off) to 0.99.")
 
 
 def _pipeline(model, backend, threads, tta, detect, precision, detector, detect_every=1, smoothing=0.0):
     from .runtime.pipeline import Pipeline
 
-    if not 0 <= smoothing < 1:
-        raise FaceparseError(f"--smoothing must be in [0, 1), got {smoothing}")
     return Pipeline(model, backend, threads, tta, detect, detect_every, smoothing, precision=precision.value,
                     detector=detector)
 
@@ -456,6 +457,7 @@ def video(
     """Parse every face in a video file or stream; same frame count and rate out as in."""
     from .runtime.video import run_stream
 
+    refuse_overwriting([source, model], [out_file, json_file])
     pipeline = _pipeline(model, backend, threads, tta, detect, precision, detector, detect_every, smoothing)
     summary = run_stream(pipeline, source, out_file, show=show)
     _print_stream_summary(summary)
@@ -464,18 +466,19 @@ def video(
 
 @app.command()
 def webcam(
-    camera: int = typer.Option(0, help="Camera index."),
+    camera: int = typer.Option(0, min=0, help="Camera index."),
     save: Optional[Path] = typer.Option(None, help="Also record the annotated stream here (.mp4)."),
     show: bool = typer.Option(True, "--show/--no-show", help="Show a live window (q quits)."),
     model: Optional[Path] = ModelOpt, backend: str = BackendOpt, threads: int = ThreadsOpt, tta: bool = TtaOpt,
     detect_every: int = DetectEveryOpt, smoothing: float = SmoothingOpt, precision: Precision = PrecisionOpt,
     detector: str = DetectorOpt,
-    max_frames: Optional[int] = typer.Option(None, help="Stop after this many frames."),
+    max_frames: Optional[int] = typer.Option(None, min=1, help="Stop after this many frames."),
     json_file: Optional[Path] = JsonOpt,
 ):
     """Live face parsing from a webcam; q or Ctrl-C stops and finalises the saved file."""
     from .runtime.video import run_stream
 
+    refuse_overwriting([model], [save, json_file])
     pipeline = _pipeline(model, backend, threads, tta, True, precision, detector, detect_every, smoothing)
     summary = run_stream(pipeline, camera, save, show=show, is_camera=True, max_frames=max_frames)
     _print_stream_summary(summary)
@@ -491,10 +494,11 @@ def image(
     json_file: Optional[Path] = JsonOpt,
 ):
     """Parse faces in images: a palette label PNG (class ids, input resolution) and an overlay per input."""
-    from .runtime.images import parse_images
+    from .runtime.images import expand_inputs, parse_images
 
+    refuse_overwriting([*expand_inputs(inputs), model], [json_file])
     records, errors = parse_images(_pipeline(model, backend, threads, tta, detect, precision, detector), inputs,
-                                   out_dir)
+                                   out_dir, protect=[model] if model else [])
     for r in records:
         out.print(f"{r['input']}: {len(r['faces'])} face(s) -> {r['labels']}, {r['overlay']}")
     write_json(json_file, records)
@@ -504,7 +508,18 @@ def image(
 
 def main():
     try:
-        app()
+        code = app(standalone_mode=False)  # usage errors come here, to be one line like the rest
+        if isinstance(code, int) and code:
+            sys.exit(code)
+    except typer.Abort:
+        console.print("interrupted")
+        sys.exit(130)
+    except ClickException as exc:
+        message, context = " ".join(exc.format_message().split()), getattr(exc, "ctx", None)
+        if message:  # (a bare command group has printed its help instead)
+            hint = f" (see '{context.command_path} --help')" if context else ""
+            print(f"error: {message}{hint}", file=sys.stderr)
+        sys.exit(exc.exit_code)
     except FaceparseError as exc:
         print(f"error: {exc}", file=sys.stderr)  # plain print: one line, never wrapped
         sys.exit(1)

@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .classes import NUM_CLASSES, PALETTE
 from .errors import FaceparseError
@@ -36,14 +36,40 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read any image PIL understands as RGB uint8 (grayscale, RGBA and palette are converted)."""
+    """Read any image PIL understands as RGB uint8, as a photo viewer shows it.
+
+    EXIF orientation is applied (phones store photos sideways and say so in EXIF); 16-bit
+    grayscale is scaled to 8 bits (PIL's own conversion clips it); palette, CMYK, LA and
+    RGBA images are converted.
+    """
     try:
         with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
+                gray = np.asarray(im, np.float64)
+                if im.mode != "I" or gray.max() > 255:  # 16-bit range -> 8-bit ("I" may also hold 8-bit values)
+                    gray = gray / 257.0
+                return np.repeat(np.clip(gray + 0.5, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
             return np.asarray(im.convert("RGB")).copy()
     except FileNotFoundError:
         raise FaceparseError(f"image not found: {path}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise FaceparseError(f"cannot read image {path}: {exc}") from None
+
+
+def refuse_overwriting(inputs, outputs) -> None:
+    """A one-line error when an output path is one of the inputs: nothing a user gave is ever overwritten."""
+    given = {}
+    for path in inputs:
+        if path is not None and os.path.isfile(path):
+            st = os.stat(path)
+            given[(st.st_dev, st.st_ino)] = path
+    for path in outputs:
+        if path is not None and os.path.exists(path):
+            st = os.stat(path)
+            if (st.st_dev, st.st_ino) in given:
+                raise FaceparseError(f"output {path} is the input {given[st.st_dev, st.st_ino]}; "
+                                     "writing it would destroy the input (choose another output path)")
 
 
 def read_label_png(path: str | os.PathLike) -> np.ndarray:

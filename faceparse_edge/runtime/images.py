@@ -5,7 +5,7 @@ from pathlib import Path
 import cv2
 
 from ..errors import FaceparseError
-from ..fileio import atomic_path, read_image, write_label_png
+from ..fileio import atomic_path, read_image, refuse_overwriting, write_label_png
 from ..progress import console, progress_bar
 from .align import corners
 from .draw import hud_lines, overlay
@@ -15,6 +15,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def expand_inputs(inputs) -> list[Path]:
+    """Image files among the inputs (folders give their images), each file once."""
     files = []
     for item in map(Path, inputs):
         if item.is_dir():
@@ -25,17 +26,36 @@ def expand_inputs(inputs) -> list[Path]:
             raise FaceparseError(f"input not found: {item}")
     if not files:
         raise FaceparseError("no images among the inputs")
-    return files
+    return list({p.resolve(): p for p in files}.values())
 
 
-def parse_images(pipeline: Pipeline, inputs, out_dir: Path) -> tuple[list[dict], list[str]]:
-    """Returns one record per parsed image, and the errors of images that could not be read."""
+def output_paths(files: list[Path], out_dir: Path) -> list[tuple[Path, Path]]:
+    """(labels, overlay) paths per input: <stem>.png and <stem>_overlay.png, numbered (<stem>_2 ...) where
+    two inputs would otherwise share an output (same stem in different folders, or a.png beside a_overlay.jpg)."""
+    taken, paths = set(), []
+    for path in files:
+        stem, n = path.stem, 1
+        while {f"{stem}.png", f"{stem}_overlay.png"} & taken:
+            n += 1
+            stem = f"{path.stem}_{n}"
+        taken |= {f"{stem}.png", f"{stem}_overlay.png"}
+        paths.append((out_dir / f"{stem}.png", out_dir / f"{stem}_overlay.png"))
+    return paths
+
+
+def parse_images(pipeline: Pipeline, inputs, out_dir: Path, protect=()) -> tuple[list[dict], list[str]]:
+    """Returns one record per parsed image, and the errors of images that could not be read.
+
+    No input (nor any file in `protect`, e.g. the model) is ever written over: that is refused before any work.
+    """
     out_dir = Path(out_dir)
     records, errors = [], []
     files = expand_inputs(inputs)
+    outputs = output_paths(files, out_dir)
+    refuse_overwriting([*files, *protect], [p for pair in outputs for p in pair])
     with progress_bar() as progress:
         task = progress.add_task("parse", total=len(files), info="")
-        for path in files:
+        for path, (labels_path, overlay_path) in zip(files, outputs):
             progress.update(task, advance=1)
             try:
                 image = read_image(path)
@@ -45,8 +65,6 @@ def parse_images(pipeline: Pipeline, inputs, out_dir: Path) -> tuple[list[dict],
                 continue
             pipeline.reset()
             result = pipeline(image)
-            stem = path.stem
-            labels_path, overlay_path = out_dir / f"{stem}.png", out_dir / f"{stem}_overlay.png"
             write_label_png(labels_path, result.labels)
             hud = hud_lines(None, result.timings, pipeline.engine, len(result.faces), pipeline.tta)[:1]
             drawn = overlay(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), result.labels, result.faces, hud)
