@@ -494,11 +494,10 @@ def image(
     json_file: Optional[Path] = JsonOpt,
 ):
     """Parse faces in images: a palette label PNG (class ids, input resolution) and an overlay per input."""
-    from .runtime.images import expand_inputs, parse_images
+    from .runtime.images import parse_images, plan_outputs
 
-    refuse_overwriting([*expand_inputs(inputs), model], [json_file])
-    records, errors = parse_images(_pipeline(model, backend, threads, tta, detect, precision, detector), inputs,
-                                   out_dir, protect=[model] if model else [])
+    plan = plan_outputs(inputs, out_dir, protect=[model], also_written=[json_file])
+    records, errors = parse_images(_pipeline(model, backend, threads, tta, detect, precision, detector), plan)
     for r in records:
         out.print(f"{r['input']}: {len(r['faces'])} face(s) -> {r['labels']}, {r['overlay']}")
     write_json(json_file, records)

@@ -54,6 +54,11 @@ def predict_probs(backend: Backend, batch: np.ndarray, tta: bool) -> np.ndarray:
     return 0.5 * (probs[:n] + unflip_probs(probs[n:]))
 
 
+def log_probs_hwc(probs: np.ndarray) -> np.ndarray:
+    """HWC log-probabilities of one CHW probability map: what is resampled before an argmax (see labels_at)."""
+    return np.ascontiguousarray(np.log(np.maximum(probs, 1e-7)).transpose(1, 2, 0))
+
+
 def labels_at(probs: np.ndarray, height: int, width: int) -> np.ndarray:
     """Class ids at height x width from one CHW probability map of any resolution.
 
@@ -62,8 +67,8 @@ def labels_at(probs: np.ndarray, height: int, width: int) -> np.ndarray:
     model's coarse output loses nothing against upsampling inside the model (measured: val
     mIoU within 0.02), while softmax and TTA ran at the coarse resolution.
     """
-    log_probs = np.log(np.maximum(probs, 1e-7)).transpose(1, 2, 0)
+    log_probs = log_probs_hwc(probs)
     if log_probs.shape[:2] != (height, width):
         # cv2.resize handles at most 512 channels; 19 is fine.
-        log_probs = cv2.resize(np.ascontiguousarray(log_probs), (width, height), interpolation=cv2.INTER_LINEAR)
+        log_probs = cv2.resize(log_probs, (width, height), interpolation=cv2.INTER_LINEAR)
     return log_probs.argmax(2).astype(np.uint8)

@@ -11,6 +11,8 @@ turned back when it is pasted into the frame.
 import cv2
 import numpy as np
 
+from ..parsing import log_probs_hwc
+
 
 def fit_similarity(src, dst) -> np.ndarray:
     """Least-squares similarity (rotation, uniform scale, translation) taking points `src` onto `dst`."""
@@ -49,6 +51,13 @@ def frame_vector(m: np.ndarray, unit_vector) -> tuple[float, float]:
     return float(dx), float(dy)
 
 
+def rotated(m: np.ndarray, angle: float) -> np.ndarray:
+    """The crop `m` turned by `angle` (radians, the sense of a similarity's rotation) about its centre."""
+    c, s = np.cos(angle), np.sin(angle)
+    turn = np.array([[c, -s, 0.5 - 0.5 * c + 0.5 * s], [s, c, 0.5 - 0.5 * s - 0.5 * c], [0, 0, 1]])
+    return (turn @ _h(m))[:2]
+
+
 def relative(old: np.ndarray, new: np.ndarray) -> np.ndarray:
     """The map from `new`'s unit coordinates to `old`'s (the same frame point)."""
     return (_h(old) @ np.linalg.inv(_h(new)))[:2]
@@ -68,25 +77,20 @@ def warp_crop(image: np.ndarray, m: np.ndarray, size: int) -> np.ndarray:
     region, because bilinear sampling alone would alias it.
     """
     shrink = size / side(m)
-    if shrink < 0.8:
-        h, w = image.shape[:2]
-        x0, y0 = np.floor(corners(m).min(axis=0)).astype(int) - 1
-        x1, y1 = np.ceil(corners(m).max(axis=0)).astype(int) + 1
-        x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
-        if x1 > x0 and y1 > y0:
-            region = image[y0:y1, x0:x1]
-            rw, rh = max(1, round((x1 - x0) * shrink)), max(1, round((y1 - y0) * shrink))
-            image = cv2.resize(region, (rw, rh), interpolation=cv2.INTER_AREA)
-            back = np.array([[(x1 - x0) / rw, 0, x0], [0, (y1 - y0) / rh, y0], [0, 0, 1]])
-            m = (_h(m) @ back)[:2]
+    region = footprint(m, *image.shape[:2], margin=1) if shrink < 0.8 else None
+    if region is not None:
+        x0, y0, x1, y1 = region
+        rw, rh = max(1, round((x1 - x0) * shrink)), max(1, round((y1 - y0) * shrink))
+        image = cv2.resize(image[y0:y1, x0:x1], (rw, rh), interpolation=cv2.INTER_AREA)
+        m = (_h(m) @ np.array([[(x1 - x0) / rw, 0, x0], [0, (y1 - y0) / rh, y0], [0, 0, 1]]))[:2]
     return cv2.warpAffine(image, _pixels(m, size), (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
-def footprint(m: np.ndarray, height: int, width: int) -> tuple[int, int, int, int] | None:
-    """(x0, y0, x1, y1): the frame pixels the crop covers, clipped to the frame; None if it lies outside."""
+def footprint(m: np.ndarray, height: int, width: int, margin: int = 0) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1): the frame pixels the crop covers (plus `margin`), clipped to the frame; None if it lies outside."""
     c = corners(m)
-    x0, y0 = np.maximum(np.floor(c.min(axis=0)).astype(int), 0)
-    x1, y1 = np.minimum(np.ceil(c.max(axis=0)).astype(int), [width, height])
+    x0, y0 = np.maximum(np.floor(c.min(axis=0)).astype(int) - margin, 0)
+    x1, y1 = np.minimum(np.ceil(c.max(axis=0)).astype(int) + margin, [width, height])
     return (int(x0), int(y0), int(x1), int(y1)) if x1 > x0 and y1 > y0 else None
 
 
@@ -107,8 +111,7 @@ def labels_in_frame(probs: np.ndarray, m: np.ndarray, box: tuple[int, int, int, 
     """
     x0, y0, x1, y1 = box
     s = probs.shape[-1]
-    log_probs = np.log(np.maximum(probs, 1e-7)).transpose(1, 2, 0)
     shifted = (_h(m) @ np.array([[1.0, 0, x0], [0, 1, y0], [0, 0, 1]]))[:2]
-    warped = cv2.warpAffine(np.ascontiguousarray(log_probs), _pixels(shifted, s), (x1 - x0, y1 - y0),
+    warped = cv2.warpAffine(log_probs_hwc(probs), _pixels(shifted, s), (x1 - x0, y1 - y0),
                             flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     return warped.reshape(y1 - y0, x1 - x0, -1).argmax(2).astype(np.uint8)

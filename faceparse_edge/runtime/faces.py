@@ -67,7 +67,7 @@ class CropRule:
         # there the box sets the crop's size and place, and the landmarks only its rotation.
         if not 0.75 < align.side(by_landmarks) / align.side(by_box) < 1.33:
             angle = np.arctan2(by_landmarks[1, 0], by_landmarks[0, 0])
-            return _rotated_about_centre(by_box, angle)
+            return align.rotated(by_box, angle)
         return by_landmarks
 
     def _square(self, box) -> np.ndarray:
@@ -75,13 +75,6 @@ class CropRule:
         side = self.scale * w
         cx, cy = x + w / 2 + self.dx * w, y + h / 2 + self.dy * w
         return align.square(cx - side / 2, cy - side / 2, side)
-
-
-def _rotated_about_centre(m: np.ndarray, angle: float) -> np.ndarray:
-    """The crop `m` turned by `angle` (radians, as a similarity's rotation) about the crop's centre."""
-    c, s = np.cos(angle), np.sin(angle)
-    turn = np.array([[c, -s, 0.5 - 0.5 * c + 0.5 * s], [s, c, 0.5 - 0.5 * s - 0.5 * c], [0, 0, 1]])
-    return (turn @ np.vstack([m, [0, 0, 1]]))[:2]
 
 
 def _downscaled(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:

@@ -29,33 +29,34 @@ def expand_inputs(inputs) -> list[Path]:
     return list({p.resolve(): p for p in files}.values())
 
 
-def output_paths(files: list[Path], out_dir: Path) -> list[tuple[Path, Path]]:
-    """(labels, overlay) paths per input: <stem>.png and <stem>_overlay.png, numbered (<stem>_2 ...) where
-    two inputs would otherwise share an output (same stem in different folders, or a.png beside a_overlay.jpg)."""
-    taken, paths = set(), []
+def plan_outputs(inputs, out_dir: Path, protect=(), also_written=()) -> list[tuple[Path, Path, Path]]:
+    """(image, labels, overlay) per input image, checked before any work.
+
+    Outputs are <stem>.png and <stem>_overlay.png, numbered (<stem>_2 ...) where two inputs
+    would otherwise share one (same stem in different folders, or a.png beside a_overlay.jpg).
+    No output, nor any path in `also_written` (e.g. the JSON), may replace an input image or
+    a path in `protect` (e.g. the model).
+    """
+    out_dir = Path(out_dir)
+    files, taken, plan = expand_inputs(inputs), set(), []
     for path in files:
         stem, n = path.stem, 1
         while {f"{stem}.png", f"{stem}_overlay.png"} & taken:
             n += 1
             stem = f"{path.stem}_{n}"
         taken |= {f"{stem}.png", f"{stem}_overlay.png"}
-        paths.append((out_dir / f"{stem}.png", out_dir / f"{stem}_overlay.png"))
-    return paths
+        plan.append((path, out_dir / f"{stem}.png", out_dir / f"{stem}_overlay.png"))
+    refuse_overwriting([*files, *protect], [p for _, *written in plan for p in written] + list(also_written))
+    return plan
 
 
-def parse_images(pipeline: Pipeline, inputs, out_dir: Path, protect=()) -> tuple[list[dict], list[str]]:
-    """Returns one record per parsed image, and the errors of images that could not be read.
-
-    No input (nor any file in `protect`, e.g. the model) is ever written over: that is refused before any work.
-    """
-    out_dir = Path(out_dir)
+def parse_images(pipeline: Pipeline, plan) -> tuple[list[dict], list[str]]:
+    """Parse each (image, labels, overlay) of `plan_outputs`; returns one record per parsed image, and the
+    errors of images that could not be read."""
     records, errors = [], []
-    files = expand_inputs(inputs)
-    outputs = output_paths(files, out_dir)
-    refuse_overwriting([*files, *protect], [p for pair in outputs for p in pair])
     with progress_bar() as progress:
-        task = progress.add_task("parse", total=len(files), info="")
-        for path, (labels_path, overlay_path) in zip(files, outputs):
+        task = progress.add_task("parse", total=len(plan), info="")
+        for path, labels_path, overlay_path in plan:
             progress.update(task, advance=1)
             try:
                 image = read_image(path)

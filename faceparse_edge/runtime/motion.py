@@ -16,8 +16,9 @@ from . import align
 FLOW_SIZE = 64  # the crop is resampled to this size for the flow: ample for a face's motion
 CUT_SIZE = (64, 36)  # frames are compared at this size to find cuts
 # Smoothing trusts a face's previous parse by exp(-change / CHANGE_LEVELS), where change is the mean
-# grey-level difference over the face's crop between frames: about 1 for a still face under camera
-# noise, under 0.5 on a repeated frame, 5-12 for a face turning or moving (benchmarks/results/runtime.md).
+# grey-level difference over the centre of the face's crop between frames: small for a still face under
+# camera noise, several times that for a moving or turning one. 4 (with the default weight 0.9) was
+# picked by the still/moving and repeated-frame measures in benchmarks/results/runtime.md.
 CHANGE_LEVELS = 4.0
 CUT_LEVELS = 20.0  # mean absolute grey-level change that marks a cut (shared video: cuts 28-31, motion at most 14)
 
