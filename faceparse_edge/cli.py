@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import sys
 from enum import Enum
 from pathlib import Path
@@ -13,7 +14,7 @@ from rich.table import Table
 
 from .classes import CLASS_NAMES
 from .errors import FaceparseError
-from .fileio import refuse_overwriting, write_text_atomic
+from .fileio import check_outputs, write_text_atomic
 from .progress import console
 from .runtime.backends import EXECUTION_PRECISIONS
 
@@ -52,6 +53,13 @@ class Tta(str, Enum):
     flip = "flip"
 
 
+def _multiple_of_32(value: Optional[int]) -> Optional[int]:
+    """Input sizes the encoder's strides divide evenly (the exported models' outputs need it)."""
+    if value is not None and value % 32:
+        raise typer.BadParameter(f"must be a multiple of 32, got {value}")
+    return value
+
+
 def write_json(path: Optional[Path], payload) -> None:
     if path is not None:
         write_text_atomic(path, json.dumps(payload, indent=2) + "\n")
@@ -65,6 +73,7 @@ def info(weights: Optional[Path] = WeightsOpt, precision: Precision = PrecisionO
     from .toolkit.model import PRESETS, FaceParser, ModelConfig, count_parameters
     from .weights import DEFAULT_WEIGHTS
 
+    check_outputs([weights], [json_file])
     summary = {"weights": str(weights or DEFAULT_WEIGHTS)}
     if weights is not None and weights.suffix.lower() in (".onnx", ".xml"):
         from .runtime.backends import open_backend, precision_ran
@@ -111,6 +120,7 @@ def data_prepare(
     """Convert the official CelebAMask-HQ release into the images/ + masks/ + splits/ layout."""
     from .toolkit.prepare import prepare
 
+    check_outputs(folders=[out_dir])
     counts = prepare(src, out_dir, size)
     out.print(f"wrote {sum(counts.values())} pairs to {out_dir} (" + ", ".join(f"{k} {v}" for k, v in counts.items()) + ")")
 
@@ -124,6 +134,7 @@ def data_stats(
     """Class distribution (pixels, share, images containing each class) and per-channel mean/std."""
     from .toolkit.stats import dataset_stats
 
+    check_outputs(files=[json_file])
     stats = dataset_stats(data, split)
     table = Table(title=f"{data} ({stats['images']} images)")
     for col in ("id", "class", "pixels", "share %", "images"):
@@ -151,6 +162,7 @@ def data_crop_rule(
     from .runtime.faces import derive_rule, make_detector, rule_to_json
     from .toolkit.data import list_samples
 
+    check_outputs(files=[out_file])
     face_detector = make_detector(detector)
     samples = list_samples(data, split)
 
@@ -177,7 +189,7 @@ def train(
     preset: str = typer.Option("edge", help="Model preset: edge (default) or seed (the reference design)."),
     width: Optional[str] = typer.Option(None, help="Encoder width multiplier, or 'auto' to fill the parameter budget."),
     budget: int = typer.Option(2_000_000, min=1, help="Trainable parameter budget."),
-    imgsz: int = typer.Option(256, min=64, max=2048, help="Training and inference input size."),
+    imgsz: int = typer.Option(256, min=64, max=2048, callback=_multiple_of_32, help="Training and inference input size (a multiple of 32)."),
     epochs: Optional[int] = typer.Option(None, min=1, help="Epochs (default 60; with --resume, extends the run)."),
     batch: int = typer.Option(16, min=1, help="Batch size."),
     lr: float = typer.Option(3e-3, min=1e-9, help="Peak learning rate."),
@@ -199,6 +211,7 @@ def train(
     """Train a face parser from scratch (CPU by default, CUDA with mixed precision when present)."""
     from .toolkit.train import TrainConfig, train as run_training
 
+    check_outputs(files=[json_file], folders=[out_dir])
     cfg = TrainConfig(
         data=str(data), out=str(out_dir), train_split=train_split, val_split=val_split, epochs=epochs or 0,
         batch_size=batch, lr=lr, weight_decay=weight_decay, optimizer=optimizer, scheduler=scheduler,
@@ -249,6 +262,7 @@ def evaluate(
     from .toolkit.data import list_samples, load_pair, resolve_split
     from .toolkit.plots import plot_confusion
 
+    check_outputs([weights], [confusion, json_file])
     split = resolve_split(data, split)
     samples = list_samples(data, split)
     if weights is not None and weights.suffix.lower() in (".onnx", ".xml"):
@@ -286,7 +300,7 @@ def export(
     fmt: str = typer.Option("onnx", "--format", "-f", help="onnx or openvino."),
     int8: bool = typer.Option(False, "--int8", help="Also write an INT8 model (ONNX Runtime QDQ or NNCF)."),
     data: Path = typer.Option(..., help="Labelled dataset: parity images, calibration and (with --max-drop) validation."),
-    imgsz: Optional[int] = typer.Option(None, min=64, max=2048, help="Input size (default: the model's)."),
+    imgsz: Optional[int] = typer.Option(None, min=64, max=2048, callback=_multiple_of_32, help="Input size, a multiple of 32 (default: the model's)."),
     out_dir: Path = typer.Option(Path("runs/export"), "--out", help="Output folder."),
     calib_size: int = typer.Option(DEFAULT_CALIBRATION_SIZE, min=1, help="Calibration images (a stratified pick from the train split)."),
     manifest: Optional[Path] = typer.Option(None, help="Calibration manifest from `calibrate` (overrides --calib-size)."),
@@ -300,6 +314,7 @@ def export(
 
     if max_drop is not None and (fmt != "openvino" or not int8):
         raise FaceparseError("--max-drop applies to --format openvino --int8")
+    check_outputs([weights, manifest], [json_file], [out_dir])
     rows = run_export(weights, fmt, int8, str(data), out_dir, imgsz, calib_size, manifest, max_drop,
                       int8_target=int8_target)
     table = Table(title="export")
@@ -329,6 +344,7 @@ def calibrate(
 
     if (data is None) == (video is None):
         raise FaceparseError("give exactly one of --data or --video")
+    check_outputs([video], [out_file], [crops_dir])
     if video is not None:
         images = crops_from_video(str(video), crops_dir, size)
         write_manifest(out_file, str(video), images, kind="video face crops")
@@ -360,6 +376,7 @@ def check(
     split = resolve_split(data, split)
     reference = reference or DEFAULT_ONNX
     models = models or shipped_int8_models()
+    check_outputs([reference, *models], [json_file])
     if not models:
         raise FaceparseError("no quantised models to check: name them or ship INT8 models")
     rows = run_check(reference, models, str(data), split, threads=threads, precision=precision.value)
@@ -397,6 +414,7 @@ def benchmark(
     from .toolkit.data import resolve_split
     from .weights import WEIGHTS_DIR
 
+    check_outputs([weights], folders=[out_dir])
     split = resolve_split(data, split)
     rows = run_benchmark(weights, models_dir or WEIGHTS_DIR, str(data), split, threads, runs, rounds,
                          executions=tuple(p.value for p in precision))
@@ -415,6 +433,10 @@ def benchmark(
     out.print(table)
     for path in save_results(rows, out_dir, machine, note):
         console.print(f"wrote {path}")
+    failed = [r for r in rows if r["status"].startswith("failed")]
+    if failed:
+        raise FaceparseError(f"{len(failed)} of {len(rows)} benchmark rows failed (first: {failed[0]['format']} "
+                             f"{failed[0]['precision']}, {failed[0]['status']})")
 
 
 ModelOpt = typer.Option(None, "--model", "-m", help="ONNX (.onnx) or OpenVINO (.xml) model; default: the shipped model.")
@@ -457,11 +479,17 @@ def video(
     """Parse every face in a video file or stream; same frame count and rate out as in."""
     from .runtime.video import run_stream
 
-    refuse_overwriting([source, model], [out_file, json_file])
+    check_outputs([source, model], [out_file, json_file])
     pipeline = _pipeline(model, backend, threads, tta, detect, precision, detector, detect_every, smoothing)
     summary = run_stream(pipeline, source, out_file, show=show)
     _print_stream_summary(summary)
     write_json(json_file, summary)
+    kept = f"; {out_file} holds the {summary['frames']} frames parsed" if out_file else ""
+    if summary["missing_frames"]:
+        raise FaceparseError(f"{source} ended early: its last {summary['missing_frames']} of "
+                             f"{summary['frames_expected']} frames could not be read (truncated file?){kept}")
+    if summary["interrupted"]:
+        raise FaceparseError(f"interrupted after {summary['frames']} frames{kept}")
 
 
 @app.command()
@@ -478,7 +506,7 @@ def webcam(
     """Live face parsing from a webcam; q or Ctrl-C stops and finalises the saved file."""
     from .runtime.video import run_stream
 
-    refuse_overwriting([model], [save, json_file])
+    check_outputs([model], [save, json_file])
     pipeline = _pipeline(model, backend, threads, tta, True, precision, detector, detect_every, smoothing)
     summary = run_stream(pipeline, camera, save, show=show, is_camera=True, max_frames=max_frames)
     _print_stream_summary(summary)
@@ -505,7 +533,12 @@ def image(
         raise FaceparseError(f"{len(errors)} of {len(errors) + len(records)} images could not be read (first: {errors[0]})")
 
 
+def _stop(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM stops like Ctrl-C: videos finalised, checkpoints whole
+
+
 def main():
+    signal.signal(signal.SIGTERM, _stop)
     try:
         code = app(standalone_mode=False)  # usage errors come here, to be one line like the rest
         if isinstance(code, int) and code:

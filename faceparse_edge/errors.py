@@ -3,3 +3,10 @@
 
 class FaceparseError(Exception):
     """A problem with the user's input (files, data, settings) that the user can fix."""
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first non-empty line of an exception's message, or its type's name when it has none
+    (libraries raise multi-line and empty messages alike; our errors are one line)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return (lines[0] if lines else type(exc).__name__)[:limit]

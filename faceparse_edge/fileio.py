@@ -2,37 +2,108 @@
 
 import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .classes import NUM_CLASSES, PALETTE
-from .errors import FaceparseError
+from .errors import FaceparseError, first_line
+
+
+LOW_SPACE = 1 << 20  # bytes free below which a failed write is put down to a full disk
+
+
+def write_error(path, exc: BaseException) -> FaceparseError:
+    """The one-line error for a failed write: the path, and why (read-only, full disk, a folder in the way...)."""
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else first_line(exc)
+    folder = Path(path).parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        if shutil.disk_usage(folder).free < LOW_SPACE and "space" not in reason:
+            reason += " (no space left on device)"  # native writers (torch, OpenVINO) say it less plainly
+    except OSError:
+        pass
+    return FaceparseError(f"cannot write {path}: {reason}")
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
-    """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds."""
+    """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds.
+
+    A failed write (full disk, read-only folder, a folder or file in the way) is a one-line
+    error naming `path`, and leaves neither the temporary file nor anything under `path`.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise write_error(path, exc) from None
     try:
         yield Path(tmp)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
+    except FaceparseError:
+        raise
+    except Exception as exc:  # the writers raise OSError, RuntimeError, SafetensorError... for one failed write
+        raise write_error(path, exc) from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
 
 
+@contextlib.contextmanager
+def staging_dir(out_dir: str | os.PathLike):
+    """Yield a temporary folder inside `out_dir`; its files move to the same places in `out_dir`
+    only if the block succeeds, so a failed job (e.g. an export that fails its parity check)
+    leaves nothing under the final names."""
+    out_dir = Path(out_dir)
+    created = not out_dir.exists()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))
+    except OSError as exc:
+        raise write_error(out_dir, exc) from None
+    try:
+        yield stage
+        for src in sorted(p for p in stage.rglob("*") if p.is_file()):
+            dst = out_dir / src.relative_to(stage)
+            try:
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(src, dst)
+            except OSError as exc:
+                raise write_error(dst, exc) from None
+    except BaseException as exc:
+        shutil.rmtree(stage, ignore_errors=True)
+        if created and not any(out_dir.iterdir()):
+            out_dir.rmdir()  # a failed job leaves no trace, not even the folder it made
+        if isinstance(exc, FaceparseError):  # name the files where the user will look for them
+            raise FaceparseError(str(exc).replace(str(stage), str(out_dir))) from None
+        raise
+    shutil.rmtree(stage, ignore_errors=True)
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def write_image(path: str | os.PathLike, bgr: np.ndarray) -> None:
+    """Write an OpenCV (BGR) image in the format its suffix names, atomically and checked
+    (cv2.imwrite only returns False on a failed write)."""
+    ok, encoded = cv2.imencode(Path(path).suffix or ".png", bgr)
+    if not ok:
+        raise FaceparseError(f"cannot encode an image as {Path(path).suffix} for {path}")
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(encoded.tobytes())
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
@@ -57,15 +128,25 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise FaceparseError(f"cannot read image {path}: {exc}") from None
 
 
-def refuse_overwriting(inputs, outputs) -> None:
-    """A one-line error when an output path is one of the inputs: nothing a user gave is ever overwritten."""
+def check_outputs(inputs=(), files=(), folders=()) -> None:
+    """Check outputs before any work, with a one-line error for one that is a folder where a
+    file is needed (or the reverse), lies under a file, or is one of the `inputs` (symlinks
+    and hard links count): nothing a user gave is ever overwritten. None entries are skipped."""
+    wanted = [(Path(p), False) for p in files if p is not None] + [(Path(p), True) for p in folders if p is not None]
+    for path, is_folder in wanted:
+        if path.exists() and path.is_dir() != is_folder:
+            kind, other = ("a file", "folder") if is_folder else ("a folder", "file")
+            raise FaceparseError(f"output {path} is {kind}; a {other} is needed there")
+        parent = next(a for a in path.parents if a.exists())
+        if not parent.is_dir():
+            raise FaceparseError(f"cannot write {path}: {parent} is a file, not a folder")
     given = {}
     for path in inputs:
         if path is not None and os.path.isfile(path):
             st = os.stat(path)
             given[(st.st_dev, st.st_ino)] = path
-    for path in outputs:
-        if path is not None and os.path.exists(path):
+    for path, is_folder in wanted:
+        if not is_folder and path.is_file():
             st = os.stat(path)
             if (st.st_dev, st.st_ino) in given:
                 raise FaceparseError(f"output {path} is the input {given[st.st_dev, st.st_ino]}; "

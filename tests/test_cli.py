@@ -13,10 +13,10 @@ from faceparse_edge.weights import DEFAULT_WEIGHTS
 from .conftest import make_dataset
 
 
-def cli(*args, cwd=None):
+def cli(*args, cwd=None, preexec_fn=None):
     env = {**os.environ, "COLUMNS": "200"}
     return subprocess.run([sys.executable, "-m", "faceparse_edge", *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd, env=env, timeout=600)
+                          text=True, cwd=cwd, env=env, timeout=600, preexec_fn=preexec_fn)
 
 
 def assert_one_line_error(result, fragment):

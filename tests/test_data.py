@@ -51,15 +51,18 @@ def test_rgb_mask_is_rejected(tiny_dataset):
         load_pair(next(s for s in list_samples(tiny_dataset) if s.id == "s1"))
 
 
-def test_grayscale_rgba_and_odd_size_images_are_converted(tmp_path):
+def test_grayscale_rgba_and_other_size_images_are_converted(tmp_path):
     root = make_dataset(tmp_path / "d", n=3)
     Image.fromarray(np.full((64, 64), 128, np.uint8), mode="L").save(root / "images" / "s0.jpg")
     Image.fromarray(np.full((64, 64, 4), 200, np.uint8), mode="RGBA").save(root / "images" / "s1.png")
     (root / "images" / "s1.jpg").unlink()
-    Image.fromarray(np.full((50, 70, 3), 10, np.uint8)).save(root / "images" / "s2.jpg")
+    Image.fromarray(np.full((128, 128, 3), 10, np.uint8)).save(root / "images" / "s2.jpg")  # as CelebAMask-HQ: 2x its mask
     for sample in list_samples(root):
         image, mask = load_pair(sample)
         assert image.shape == (64, 64, 3) and image.dtype == np.uint8 and mask.shape == (64, 64)
+    Image.fromarray(np.full((50, 70, 3), 10, np.uint8)).save(root / "images" / "s2.jpg")  # not the mask's picture
+    with pytest.raises(FaceparseError, match="is 70x50 but its mask .*s2.png is 64x64"):
+        load_pair(next(s for s in list_samples(root) if s.id == "s2"))
 
 
 def test_unreadable_image_is_named(tiny_dataset):

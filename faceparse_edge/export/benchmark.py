@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import FaceparseError
+from ..errors import FaceparseError, first_line
 from ..fileio import atomic_path, write_text_atomic
 from ..runtime.backends import model_size_mb
 from ..sysinfo import describe
@@ -93,7 +93,7 @@ def benchmark(weights, models_dir: Path, data: str, split: str | None, threads: 
             row["miou"] = round(result["miou"], 2)
             runners.append((row, backend, np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32)))
         except FaceparseError as exc:  # a missing or broken format is a row, not the end of the benchmark
-            row["status"] = f"failed: {str(exc).splitlines()[0][:80]}"
+            row["status"] = f"failed: {first_line(exc, 80)}"
     samples_ms = {id(row): [] for row, _, _ in runners}
     for _, backend, x in runners:
         latency_ms(backend, x, warmup)

@@ -68,7 +68,7 @@ def crops_from_video(video: str, out_dir: Path, size: int) -> list[Path]:
     """Face crops from frames spread over a video, cut exactly as the runtime cuts them (PNG, lossless)."""
     import cv2
 
-    from ..fileio import atomic_path
+    from ..fileio import write_image
     from ..runtime.align import side, warp_crop
     from ..runtime.faces import CropRule, make_detector, rule_file
 
@@ -100,8 +100,7 @@ def crops_from_video(video: str, out_dir: Path, size: int) -> list[Path]:
     for i in np.linspace(0, len(found) - 1, min(size, len(found))).round().astype(int):  # spread over the video
         frame_index, k, face = found[i]
         path = out_dir / f"{Path(video).stem}_{frame_index:06d}_{k}.png"
-        with atomic_path(path) as tmp:
-            cv2.imwrite(str(tmp), cv2.cvtColor(face, cv2.COLOR_RGB2BGR))
+        write_image(path, cv2.cvtColor(face, cv2.COLOR_RGB2BGR))
         paths.append(path)
     return paths
 

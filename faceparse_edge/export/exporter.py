@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from ..errors import FaceparseError
-from ..fileio import read_image
+from ..fileio import read_image, staging_dir
 from ..parsing import preprocess
 from ..runtime.backends import model_size_mb, open_backend
 from .calibration import calibration_batches, pick_stratified, read_manifest
@@ -34,7 +34,8 @@ def export(weights, fmt: str, int8: bool, data: str, out_dir: Path, imgsz: int |
            calib_size: int = 32, manifest: Path | None = None, max_drop: float | None = None,
            val_split: str | None = None, calib_split: str | None = None, seed: int = 0,
            int8_target: str = "auto") -> list[dict]:
-    """Export and check; returns one row per written model.
+    """Export and check; returns one row per written model. Models are written to `out_dir` only
+    when every one of them passed its parity check.
 
     Splits follow `resolve_split`: parity (and accuracy control) on val, calibration picked
     from train, or from all pairs in a dataset without splits. `int8_target` (auto: this CPU)
@@ -54,31 +55,31 @@ def export(weights, fmt: str, int8: bool, data: str, out_dir: Path, imgsz: int |
     parity_batch = preprocess([read_image(s.image) for s in val_samples[:PARITY_IMAGES]], c.input_size, c.mean, c.std)
     out_dir = Path(out_dir)
     rows = []
+    with staging_dir(out_dir) as stage:  # all models pass their checks, or none is written
+        def record(path, precision, threshold, **extra):
+            check = parity(model, path, parity_batch)
+            row = {"format": fmt, "precision": precision, "path": str(out_dir / path.relative_to(stage)),
+                   "size_mb": round(model_size_mb(path), 3), **extra, **check}
+            rows.append(row)
+            if check["agreement"] < threshold or (precision == "fp32" and check["max_abs_diff"] > FP32_MAX_DIFF):
+                raise FaceparseError(
+                    f"parity broken for {path}: argmax agreement {check['agreement']:.4f} (need {threshold}), "
+                    f"max |logit diff| {check['max_abs_diff']:.4g}; nothing written to {out_dir}")
 
-    def record(path, precision, threshold, **extra):
-        check = parity(model, path, parity_batch)
-        row = {"format": fmt, "precision": precision, "path": str(path), "size_mb": round(model_size_mb(path), 3),
-               **extra, **check}
-        rows.append(row)
-        if check["agreement"] < threshold or (precision == "fp32" and check["max_abs_diff"] > FP32_MAX_DIFF):
-            raise FaceparseError(
-                f"parity broken for {path}: argmax agreement {check['agreement']:.4f} (need {threshold}), "
-                f"max |logit diff| {check['max_abs_diff']:.4g}")
-
-    onnx_path = export_onnx(model, out_dir / "faceparse-edge.onnx")
-    fp32_path = onnx_path if fmt == "onnx" else to_openvino(onnx_path, out_dir / "openvino" / "faceparse-edge.xml")
-    record(fp32_path, "fp32", FP32_AGREEMENT)
-    if int8:
-        if manifest:
-            calib_images = read_manifest(manifest)
-        else:
-            calib_images = [s.image for s in pick_stratified(list_samples(data, resolve_split(data, calib_split, "train")),
-                                                           calib_size, seed)]
-        calibration = calibration_batches(calib_images, c.input_size, c.mean, c.std)
-        if fmt == "onnx":
-            int8_path = quantize_onnx(onnx_path, out_dir / "faceparse-edge-int8.onnx", calibration, target)
-        else:
-            name = "faceparse-edge-int8-acc.xml" if max_drop is not None else "faceparse-edge-int8.xml"
-            int8_path = quantize_openvino(fp32_path, out_dir / "openvino" / name, calibration, val_samples, max_drop)
-        record(int8_path, "int8", INT8_AGREEMENT, **({"int8_target": target} if fmt == "onnx" else {}))
+        onnx_path = export_onnx(model, stage / "faceparse-edge.onnx")
+        fp32_path = onnx_path if fmt == "onnx" else to_openvino(onnx_path, stage / "openvino" / "faceparse-edge.xml")
+        record(fp32_path, "fp32", FP32_AGREEMENT)
+        if int8:
+            if manifest:
+                calib_images = read_manifest(manifest)
+            else:
+                train = list_samples(data, resolve_split(data, calib_split, "train"))
+                calib_images = [s.image for s in pick_stratified(train, calib_size, seed)]
+            calibration = calibration_batches(calib_images, c.input_size, c.mean, c.std)
+            if fmt == "onnx":
+                int8_path = quantize_onnx(onnx_path, stage / "faceparse-edge-int8.onnx", calibration, target)
+            else:
+                name = "faceparse-edge-int8-acc.xml" if max_drop is not None else "faceparse-edge-int8.xml"
+                int8_path = quantize_openvino(fp32_path, stage / "openvino" / name, calibration, val_samples, max_drop)
+            record(int8_path, "int8", INT8_AGREEMENT, **({"int8_target": target} if fmt == "onnx" else {}))
     return rows

@@ -86,15 +86,13 @@ def _save_ir(model, xml_path: Path, config: str, precision: str) -> None:
 
     model.set_rt_info(config, ["faceparse_edge", "config"])
     model.set_rt_info(precision, ["faceparse_edge", "precision"])
-    xml_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_xml = xml_path.with_name(f".{xml_path.stem}.tmp.xml")
-    try:
-        ov.save_model(model, str(tmp_xml), compress_to_fp16=False)
-        tmp_xml.with_suffix(".bin").replace(xml_path.with_suffix(".bin"))
-        tmp_xml.replace(xml_path)
-    finally:  # a failed save leaves no temporary files behind
-        for tmp in (tmp_xml, tmp_xml.with_suffix(".bin")):
-            tmp.unlink(missing_ok=True)
+    with atomic_path(xml_path) as tmp_xml:
+        tmp_bin = tmp_xml.with_suffix(".bin")
+        try:
+            ov.save_model(model, str(tmp_xml), compress_to_fp16=False)
+            tmp_bin.replace(xml_path.with_suffix(".bin"))  # the weights first: an .xml always has its .bin
+        finally:
+            tmp_bin.unlink(missing_ok=True)
 
 
 def quantize_openvino(fp32_xml: Path, out_xml: Path, calibration: Sequence[np.ndarray],

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..classes import NUM_CLASSES
-from ..errors import FaceparseError
+from ..errors import FaceparseError, first_line
 
 CONFIG_KEY = "faceparse_edge.config"
 PRECISION_KEY = "faceparse_edge.precision"
@@ -81,7 +81,7 @@ def _check_output(path, backend) -> None:
     try:
         shape = backend(np.zeros((1, 3, size, size), np.float32)).shape
     except Exception as exc:  # backends raise their own types for graphs that cannot run this input
-        raise FaceparseError(f"{path} cannot run a 1x3x{size}x{size} input: {str(exc).splitlines()[0][:200]}") from None
+        raise FaceparseError(f"{path} cannot run a 1x3x{size}x{size} input: {first_line(exc)}") from None
     side = shape[-1] if len(shape) == 4 else 0
     if shape[:3] != (1, NUM_CLASSES, side) or not side or size % side or (size // side) & (size // side - 1):
         raise FaceparseError(f"{path} outputs shape {shape}; a face parser outputs (1, {NUM_CLASSES}, S, S) "
@@ -103,7 +103,7 @@ class OnnxRuntimeBackend:
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types for bad files
-            raise FaceparseError(f"cannot load ONNX model {path}: {str(exc).splitlines()[0][:200]}") from None
+            raise FaceparseError(f"cannot load ONNX model {path}: {first_line(exc)}") from None
         metadata = self.session.get_modelmeta().custom_metadata_map
         if CONFIG_KEY not in metadata:
             raise FaceparseError(f"{path} is not a faceparse-edge model (no {CONFIG_KEY} metadata)")
@@ -128,12 +128,8 @@ class OpenVinoBackend:
         try:
             model = core.read_model(str(path))
         except Exception as exc:  # openvino raises RuntimeError subclasses with long messages
-            raise FaceparseError(f"cannot load OpenVINO model {path}: {str(exc).splitlines()[0][:200]}") from None
-        if not model.has_rt_info(["faceparse_edge", "config"]):
-            raise FaceparseError(f"{path} is not a faceparse-edge model (no faceparse_edge config in its rt_info)")
-        stored = (model.get_rt_info(["faceparse_edge", "precision"]).astype(str)
-                  if model.has_rt_info(["faceparse_edge", "precision"]) else "fp32")
-        self.info = ModelInfo.from_json(model.get_rt_info(["faceparse_edge", "config"]).astype(str), stored, path)
+            raise FaceparseError(f"cannot load OpenVINO model {path}: {first_line(exc)}") from None
+        self.info = _openvino_model_info(model, path)
         _check_input(path, [d.get_length() if d.is_static else -1 for d in model.input(0).get_partial_shape()],
                      self.info)
         config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": precision}
@@ -148,6 +144,23 @@ class OpenVinoBackend:
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return self.compiled(batch)[self.output]
+
+
+def _openvino_model_info(model, path) -> ModelInfo:
+    """The faceparse-edge config of a model OpenVINO read: from an IR's rt_info, or from an ONNX
+    file's metadata (OpenVINO reads ONNX but drops its metadata_props)."""
+    if Path(path).suffix.lower() == ".onnx":
+        import onnxruntime as ort
+
+        metadata = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
+        if CONFIG_KEY not in metadata:
+            raise FaceparseError(f"{path} is not a faceparse-edge model (no {CONFIG_KEY} metadata)")
+        return ModelInfo.from_json(metadata[CONFIG_KEY], metadata.get(PRECISION_KEY, "fp32"), path)
+    if not model.has_rt_info(["faceparse_edge", "config"]):
+        raise FaceparseError(f"{path} is not a faceparse-edge model (no faceparse_edge config in its rt_info)")
+    stored = (model.get_rt_info(["faceparse_edge", "precision"]).astype(str)
+              if model.has_rt_info(["faceparse_edge", "precision"]) else "fp32")
+    return ModelInfo.from_json(model.get_rt_info(["faceparse_edge", "config"]).astype(str), stored, path)
 
 
 def precision_ran(backend) -> str:

@@ -5,7 +5,7 @@ from pathlib import Path
 import cv2
 
 from ..errors import FaceparseError
-from ..fileio import atomic_path, read_image, refuse_overwriting, write_label_png
+from ..fileio import check_outputs, read_image, write_image, write_label_png
 from ..progress import console, progress_bar
 from .align import corners
 from .draw import hud_lines, overlay
@@ -46,7 +46,7 @@ def plan_outputs(inputs, out_dir: Path, protect=(), also_written=()) -> list[tup
             stem = f"{path.stem}_{n}"
         taken |= {f"{stem}.png", f"{stem}_overlay.png"}
         plan.append((path, out_dir / f"{stem}.png", out_dir / f"{stem}_overlay.png"))
-    refuse_overwriting([*files, *protect], [p for _, *written in plan for p in written] + list(also_written))
+    check_outputs([*files, *protect], [p for _, *written in plan for p in written] + list(also_written), [out_dir])
     return plan
 
 
@@ -69,9 +69,7 @@ def parse_images(pipeline: Pipeline, plan) -> tuple[list[dict], list[str]]:
             write_label_png(labels_path, result.labels)
             hud = hud_lines(None, result.timings, pipeline.engine, len(result.faces), pipeline.tta)[:1]
             drawn = overlay(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), result.labels, result.faces, hud)
-            with atomic_path(overlay_path) as tmp:
-                if not cv2.imwrite(str(tmp), drawn):
-                    raise FaceparseError(f"cannot write {overlay_path}")
+            write_image(overlay_path, drawn)
             records.append({
                 "input": str(path), "labels": str(labels_path), "overlay": str(overlay_path),
                 "size": [image.shape[1], image.shape[0]], "backend": pipeline.backend.name, "precision": pipeline.precision,

@@ -1,5 +1,6 @@
 """Frame loops for video files, stream URLs and webcams, sharing one pipeline."""
 
+import contextlib
 import os
 import sys
 import time
@@ -9,6 +10,7 @@ import cv2
 import numpy as np
 
 from ..errors import FaceparseError
+from ..fileio import atomic_path, write_error
 from ..progress import console, progress_bar
 from . import align
 from .draw import hud_lines, overlay
@@ -22,22 +24,34 @@ STAGES = ("decode", "track", "detect", "infer", "draw", "write")
 
 
 class _Writer:
-    """An mp4 writer that writes to a temporary file and renames it when finalised."""
+    """An mp4 writer into `tmp` (an `atomic_path`), opened at the first frame's size.
 
-    def __init__(self, path: Path, fps: float, size: tuple[int, int]):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.with_name(f".{self.path.stem}.tmp{self.path.suffix or '.mp4'}")
-        self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
-        if not self.writer.isOpened():
-            raise FaceparseError(f"cannot write video {path}")
+    `close` reads the file back: OpenCV's writer drops frames silently on a full disk and
+    leaves an unplayable file, which must never be passed off as the result.
+    """
+
+    def __init__(self, path: Path, tmp: Path, fps: float):
+        self.path, self.tmp, self.fps, self.writer, self.frames = path, tmp, fps, None, 0
 
     def write(self, frame):
+        if self.writer is None:
+            size = (frame.shape[1], frame.shape[0])
+            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, size)
+            if not self.writer.isOpened():
+                raise FaceparseError(f"cannot write video {self.path}")
         self.writer.write(frame)
+        self.frames += 1
 
-    def finalise(self):
+    def close(self):
+        if self.writer is None:
+            return
         self.writer.release()
-        os.replace(self.tmp, self.path)
+        self.writer = None
+        cap = cv2.VideoCapture(str(self.tmp))
+        readable = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+        cap.release()
+        if readable != self.frames:
+            raise write_error(self.path, OSError(0, f"only {readable} of {self.frames} frames reached the file"))
 
 
 def flicker(previous, current, warp=None) -> float | None:
@@ -74,39 +88,79 @@ def _parsed(result, track_ids) -> np.ndarray:
 
 def run_stream(pipeline: Pipeline, source, out_path: Path | None = None, show: bool = False,
                is_camera: bool = False, max_frames: int | None = None) -> dict:
-    """Parse every frame of a capture; returns the run summary. `q` or Ctrl-C stops cleanly."""
+    """Parse every frame of a capture; returns the run summary. `q`, Ctrl-C or SIGTERM stop cleanly.
+
+    The annotated video is finalised and checked, or not written at all. Frames that cannot be
+    decoded are skipped and counted; a file whose frames stop before its frame count says
+    (truncated) is reported as `missing_frames`.
+    """
     name = f"camera {source}" if is_camera else str(source)
     if show and sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         raise FaceparseError("no display available to show the video (DISPLAY is not set); use --no-show")
     if not is_camera and not str(source).startswith(("rtsp://", "http://", "https://")) and not Path(source).is_file():
         raise FaceparseError(f"video not found: {source}")
     cap = cv2.VideoCapture(source)
-    if not cap.isOpened():
-        raise FaceparseError(f"cannot open {name}" + ("" if is_camera else ": not a readable video (truncated or unsupported?)"))
-    fps_in = cap.get(cv2.CAP_PROP_FPS) or 30.0
-    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if not is_camera else 0
-    pipeline.reset()
-    writer, window = None, "faceparse-edge"
+    try:
+        if not cap.isOpened():
+            raise FaceparseError(f"cannot open {name}" + ("" if is_camera else ": not a readable video (truncated or unsupported?)"))
+        fps_in = cap.get(cv2.CAP_PROP_FPS) or 30.0
+        total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if not is_camera else 0
+        pipeline.reset()
+        with atomic_path(out_path) if out_path is not None else contextlib.nullcontext() as tmp:
+            writer = _Writer(out_path, tmp, fps_in) if out_path is not None else None
+            try:
+                stats = _parse_frames(pipeline, cap, name, total, writer, show, is_camera, max_frames)
+            finally:
+                if show:
+                    cv2.destroyAllWindows()
+            if writer is not None:
+                writer.close()
+    finally:
+        cap.release()
+    frames = stats["frames"]
+    missing = max(total - frames - stats["bad_frames"], 0) if total and not stats["stopped"] else 0
+    if stats["bad_frames"]:
+        console.print(f"skipped {stats['bad_frames']} unreadable frame(s) in {name}")
+    sums, by_faces = stats.pop("sums"), stats.pop("by_faces")
+    return {
+        "source": name, "frames": frames, "bad_frames": stats["bad_frames"], "frames_expected": total or None,
+        "missing_frames": missing, "interrupted": stats["interrupted"],
+        "fps_in": round(fps_in, 3), "fps": round(frames / stats["wall_s"], 2),
+        "fps_by_faces": {str(n): round(c / t, 2) for n, (c, t) in sorted(by_faces.items())},
+        "frames_by_faces": {str(n): c for n, (c, _) in sorted(by_faces.items())},
+        "ms": {k: round(v / frames, 2) for k, v in sums.items()},
+        "faces_per_frame": round(stats["faces"] / frames, 3), "frames_with_face": stats["frames_with_face"],
+        "flicker": round(float(np.mean(stats["flickers"])), 4) if stats["flickers"] else None,
+        "backend": pipeline.backend.name, "precision": pipeline.precision, "tta": pipeline.tta, "smoothing": pipeline.smoothing,
+        "detect_every": pipeline.detect_every, "out": str(out_path) if out_path else None,
+    }
+
+
+def _parse_frames(pipeline, cap, name, total, writer, show, is_camera, max_frames) -> dict:
+    """The frame loop of `run_stream`: counts, per-stage times and flicker."""
+    window = "faceparse-edge"
     sums = dict.fromkeys(STAGES, 0.0)
-    frames = bad = consecutive_bad = faces_total = frames_with_face = 0
-    flickers, previous, interrupted = [], None, False
+    frames = bad = failed_run = faces_total = frames_with_face = 0
+    flickers, previous, interrupted, stopped = [], None, False, False
     by_faces = {}  # faces in the frame -> [frames, seconds end to end]
     fps_smooth, t_previous, t_start = 0.0, None, time.perf_counter()
     try:
         with progress_bar() as progress:
-            task = progress.add_task(Path(str(source)).name if not is_camera else name, total=total or None, info="")
-            while max_frames is None or frames < max_frames:
+            task = progress.add_task(name if is_camera else Path(name).name, total=total or None, info="")
+            while True:
+                if max_frames is not None and frames >= max_frames:
+                    stopped = True
+                    break
                 t0 = time.perf_counter()
                 ok, frame = cap.read()
                 if not ok:
-                    if frames == 0 and bad == 0 and is_camera:
+                    if frames == bad == failed_run == 0 and is_camera:
                         raise FaceparseError(f"{name} yields no frames")
-                    if total and frames + bad < total and consecutive_bad < MAX_CONSECUTIVE_BAD:
-                        bad += 1
-                        consecutive_bad += 1
+                    failed_run += 1  # unreadable frames; skipped if good ones follow, else the stream ended
+                    if total and frames + bad + failed_run < total and failed_run < MAX_CONSECUTIVE_BAD:
                         continue
                     break
-                consecutive_bad = 0
+                bad, failed_run = bad + failed_run, 0
                 t_decode = (time.perf_counter() - t0) * 1000
                 result = pipeline(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
                 t1 = time.perf_counter()
@@ -119,18 +173,18 @@ def run_stream(pipeline: Pipeline, source, out_path: Path | None = None, show: b
                                 hud_lines(fps_smooth, timings, pipeline.engine, len(result.faces), pipeline.tta))
                 timings["draw"] = (time.perf_counter() - t1) * 1000
                 t2 = time.perf_counter()
-                if out_path is not None:
-                    if writer is None:
-                        writer = _Writer(out_path, fps_in, (frame.shape[1], frame.shape[0]))
+                if writer is not None:
                     writer.write(drawn)
                 timings["write"] = (time.perf_counter() - t2) * 1000
                 if show:
                     try:
                         cv2.imshow(window, drawn)
-                        if cv2.waitKey(1) & 0xFF == ord("q"):
-                            break
+                        key = cv2.waitKey(1) & 0xFF
                     except cv2.error:
                         raise FaceparseError("no display available to show the video; use --no-show") from None
+                    if key == ord("q"):
+                        stopped = True
+                        break
                 for k in STAGES:
                     sums[k] += timings.get(k, 0.0)
                 frames += 1
@@ -145,26 +199,9 @@ def run_stream(pipeline: Pipeline, source, out_path: Path | None = None, show: b
                 count[0] += 1
                 count[1] += time.perf_counter() - t0
     except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        wall = time.perf_counter() - t_start
-        cap.release()
-        if writer is not None:
-            writer.finalise()
-        if show:
-            cv2.destroyAllWindows()
+        interrupted = stopped = True
     if frames == 0:
         raise FaceparseError(f"no readable frames in {name}")
-    if bad:
-        console.print(f"skipped {bad} unreadable frame(s) in {name}")
-    return {
-        "source": name, "frames": frames, "bad_frames": bad, "interrupted": interrupted,
-        "fps_in": round(fps_in, 3), "fps": round(frames / wall, 2),
-        "fps_by_faces": {str(n): round(c / s, 2) for n, (c, s) in sorted(by_faces.items())},
-        "frames_by_faces": {str(n): c for n, (c, _) in sorted(by_faces.items())},
-        "ms": {k: round(v / frames, 2) for k, v in sums.items()},
-        "faces_per_frame": round(faces_total / frames, 3), "frames_with_face": frames_with_face,
-        "flicker": round(float(np.mean(flickers)), 4) if flickers else None,
-        "backend": pipeline.backend.name, "precision": pipeline.precision, "tta": pipeline.tta, "smoothing": pipeline.smoothing,
-        "detect_every": pipeline.detect_every, "out": str(out_path) if out_path else None,
-    }
+    return {"frames": frames, "bad_frames": bad, "interrupted": interrupted, "stopped": stopped,
+            "wall_s": time.perf_counter() - t_start, "sums": sums, "by_faces": by_faces, "faces": faces_total,
+            "frames_with_face": frames_with_face, "flickers": flickers}

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import FaceparseError
+from ..errors import FaceparseError, first_line
 from ..fileio import atomic_path
 from ..weights import DEFAULT_WEIGHTS
 from .model import FaceParser, ModelConfig, build_model
@@ -23,10 +23,12 @@ def load_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FaceparseError(f"checkpoint not found: {path}")
+    if path.stat().st_size == 0:
+        raise FaceparseError(f"checkpoint {path} is empty (0 bytes)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt or unsafe files
-        raise FaceparseError(f"cannot load checkpoint {path}: {str(exc).splitlines()[0]}") from None
+        raise FaceparseError(f"cannot load checkpoint {path}: {first_line(exc)}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT_TAG or "config" not in state:
         raise FaceparseError(f"{path} is not a faceparse-edge checkpoint")
     return state
@@ -55,7 +57,10 @@ def _read_safetensors(path: Path) -> tuple[dict, dict]:
         raise FaceparseError(f"cannot read weights {path}: {exc}") from None
     if metadata.get("format") != FORMAT_TAG or "config" not in metadata:
         raise FaceparseError(f"{path} is not a faceparse-edge model (no faceparse-edge config in its metadata)")
-    return json.loads(metadata["config"]), tensors
+    try:
+        return json.loads(metadata["config"]), tensors
+    except ValueError:
+        raise FaceparseError(f"{path} has a malformed faceparse-edge config in its metadata") from None
 
 
 def load_model(path: str | Path | None = None) -> FaceParser:
@@ -68,7 +73,10 @@ def load_model(path: str | Path | None = None) -> FaceParser:
     else:
         state = load_checkpoint(path)
         config, tensors = state["config"], state["model"]
-    model = build_model(ModelConfig.from_dict(config))
+    try:
+        model = build_model(ModelConfig.from_dict(config))
+    except (FaceparseError, TypeError, ValueError, RuntimeError) as exc:  # unknown keys, wrong types or ranges
+        raise FaceparseError(f"{path} has an invalid model config: {first_line(exc)}") from None
     try:
         model.load_state_dict(tensors)
     except RuntimeError as exc:

@@ -61,9 +61,13 @@ def resolve_split(root: str | Path, split: str | None, default: str = "val") -> 
 
 
 def load_pair(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
-    """RGB image and class-id mask; an image of another size than its mask is resized to it."""
+    """RGB image and class-id mask; an image of another size than its mask (CelebAMask-HQ's images
+    are 1024 px, its masks 512) is resized to it, if both have the same shape."""
     image = read_image(sample.image)
     mask = read_label_png(sample.mask)
+    (h, w), (mh, mw) = image.shape[:2], mask.shape
+    if abs(w / h - mw / mh) > 0.01:
+        raise FaceparseError(f"image {sample.image} is {w}x{h} but its mask {sample.mask} is {mw}x{mh}: not the same shape")
     if image.shape[:2] != mask.shape:
         image = cv2.resize(image, (mask.shape[1], mask.shape[0]), interpolation=cv2.INTER_AREA)
     return image, mask

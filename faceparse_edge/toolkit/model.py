@@ -58,15 +58,16 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
+        if not isinstance(d, dict):
+            raise FaceparseError(f"a model config is a JSON object, not {type(d).__name__}")
+        unknown = set(d) - {f.name for f in fields(cls)}
         if unknown:
             raise FaceparseError(f"unknown model config keys: {sorted(unknown)}")
-        d = dict(d)
-        for key in ("mean", "std"):
-            if key in d:
-                d[key] = tuple(float(v) for v in d[key])
-        return cls(**d)
+        try:
+            d = {**d, **{k: tuple(float(v) for v in d[k]) for k in ("mean", "std") if k in d}}
+            return cls(**d)
+        except (TypeError, ValueError) as exc:
+            raise FaceparseError(f"malformed model config: {exc}") from None
 
 
 PRESETS = {
