@@ -17,7 +17,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from faceparse_edge.fileio import write_text_atomic
@@ -27,7 +26,8 @@ from faceparse_edge.toolkit.data import list_samples
 from faceparse_edge.toolkit.evaluate import evaluate_model
 from faceparse_edge.toolkit.losses import CombinedLoss
 from faceparse_edge.toolkit.model import PRESETS, build_model, count_parameters
-from faceparse_edge.toolkit.train import batches, load_cached, train_step
+from faceparse_edge.toolkit.dataset import FaceParsingDataset, make_loader
+from faceparse_edge.toolkit.train import train_step
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -36,16 +36,19 @@ def machine() -> dict:
     return machine_info(torch.get_num_threads())
 
 
-def bench_training(config, images, masks, batch_size, steps, repeats):
+def bench_training(config, samples, batch_size, steps, repeats):
+    """Training images/s on `samples` decoded once into memory (augmentation in the main process)."""
+    dataset = FaceParsingDataset(samples, config.input_size, config.mean, config.std, Augmenter(), cache="ram")
+    loader, sampler = make_loader(dataset, batch_size, workers=0, seed=0)
     model = build_model(config)
-    loss_fn = CombinedLoss("ce:1,lovasz:0.5", np.bincount(masks.ravel(), minlength=19), lovasz_pixels=16384)
+    loss_fn = CombinedLoss("ce:1,lovasz:0.5", dataset.class_pixel_counts(19), lovasz_pixels=16384)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     scaler = torch.amp.GradScaler("cuda", enabled=False)
-    rng = np.random.default_rng(0)
     model.train()
     rates = []
     for r in range(repeats + 1):  # the first round warms up
-        stream = batches(images, masks, batch_size, rng, Augmenter(), config.mean, config.std)
+        sampler.set_epoch(r)
+        stream = iter(loader)
         t0 = time.perf_counter()
         for _ in range(steps):
             train_step(model, loss_fn, optimizer, scaler, *next(stream))
@@ -83,10 +86,9 @@ def main():
     val_samples = list_samples(args.data, "val")[: args.eval_images]
     rows = []
     for size in args.imgsz:
-        images, masks = load_cached(train_samples, size, f"cache {size}px", fix=True)
         for name in args.presets:
             config = replace(PRESETS[name], input_size=size)
-            train_rate, params = bench_training(config, images, masks, args.batch, args.steps, args.repeats)
+            train_rate, params = bench_training(config, train_samples, args.batch, args.steps, args.repeats)
             latency = bench_latency(config, repeats=20)
             model = build_model(config)
             t0 = time.perf_counter()

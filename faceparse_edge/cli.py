@@ -182,16 +182,52 @@ def data_crop_rule(
         console.print(f"wrote {out_file}")
 
 
+def _apply_config(ctx: typer.Context, param: typer.CallbackParam, value: Optional[Path]):
+    """`--config FILE`: the file's settings become the defaults; options on the command line win."""
+    if value is not None:
+        from .toolkit.run_config import read_settings
+
+        settings = read_settings(value)
+        known = {p.name for p in ctx.command.params} - {"config"}
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise typer.BadParameter(f"unknown settings in {value}: {', '.join(unknown)}")
+        ctx.default_map = {**(ctx.default_map or {}), **settings}
+    return value
+
+
 @app.command()
 def train(
+    ctx: typer.Context,
+    config: Optional[Path] = typer.Option(None, "--config", is_eager=True, callback=_apply_config,
+                                          help="Settings file (YAML/JSON, keys = these options' names, e.g. a run's "
+                                          "config.yaml or `tune`'s best); options given here override it."),
     data: Path = typer.Option(..., help="Dataset directory (images/, masks/, splits/)."),
-    out_dir: Path = typer.Option(Path("runs/train"), "--out", help="Run folder: checkpoints, metrics, curves."),
-    preset: str = typer.Option("edge", help="Model preset: edge (default) or seed (the reference design)."),
-    width: Optional[str] = typer.Option(None, help="Encoder width multiplier, or 'auto' to fill the parameter budget."),
-    budget: int = typer.Option(2_000_000, min=1, help="Trainable parameter budget."),
-    imgsz: int = typer.Option(256, min=64, max=2048, callback=_multiple_of_32, help="Training and inference input size (a multiple of 32)."),
+    out_dir: Path = typer.Option(Path("runs/train"), "--out", help="Run folder: checkpoints, metrics, curves, config.yaml."),
+    preset: str = typer.Option("edge", help="Model preset: edge (default) or seed (the reference design); the "
+                               "architecture options below override its values.", rich_help_panel="Model"),
+    width: Optional[str] = typer.Option(None, help="Encoder width multiplier, or 'auto' to fill the parameter budget.", rich_help_panel="Model"),
+    layers: Optional[int] = typer.Option(None, min=2, max=12, help="Encoder feature layers kept (of MobileNetV3-small's 12).", rich_help_panel="Model"),
+    output_stride: Optional[int] = typer.Option(None, min=8, max=32, help="Encoder output stride (8, 16 or 32; dilated beyond).", rich_help_panel="Model"),
+    aspp_channels: Optional[int] = typer.Option(None, min=8, max=1024, help="ASPP channels.", rich_help_panel="Model"),
+    aspp_rate: Optional[int] = typer.Option(None, min=1, max=64, help="Atrous base rate: the branches use rate x 1..depth.", rich_help_panel="Model"),
+    aspp_depth: Optional[int] = typer.Option(None, min=0, max=8, help="Atrous branches.", rich_help_panel="Model"),
+    decoder_channels: Optional[int] = typer.Option(None, min=0, max=512, help="Decoder channels fusing the stride-4 feature (0 = no decoder).", rich_help_panel="Model"),
+    low_level_channels: Optional[int] = typer.Option(None, min=4, max=256, help="Channels of the projected stride-4 feature.", rich_help_panel="Model"),
+    dropout: Optional[float] = typer.Option(None, min=0, max=0.9, help="Dropout before the classifier.", rich_help_panel="Model"),
+    budget: int = typer.Option(2_000_000, min=1, help="Trainable parameter budget.", rich_help_panel="Model"),
+    imgsz: int = typer.Option(256, min=64, max=2048, callback=_multiple_of_32, help="Training and inference input size (a multiple of 32).", rich_help_panel="Model"),
+    flip: float = typer.Option(0.5, min=0, max=1, help="Probability of a mirror (left/right labels swapped).", rich_help_panel="Augmentation"),
+    scale: float = typer.Option(1.25, min=1, max=4, help="Zoom range: 1/scale .. scale.", rich_help_panel="Augmentation"),
+    rotate: float = typer.Option(15.0, min=0, max=180, help="Rotation range in degrees (+-).", rich_help_panel="Augmentation"),
+    translate: float = typer.Option(0.08, min=0, max=0.5, help="Shift range, fraction of the side (+-).", rich_help_panel="Augmentation"),
+    hue: float = typer.Option(6.0, min=0, max=90, help="Hue shift range, OpenCV units of 0..180 (+-).", rich_help_panel="Augmentation"),
+    saturation: float = typer.Option(0.3, min=0, max=1, help="Saturation factor range (1 +- this).", rich_help_panel="Augmentation"),
+    value: float = typer.Option(0.25, min=0, max=1, help="Value (HSV brightness) factor range (1 +- this).", rich_help_panel="Augmentation"),
+    brightness: float = typer.Option(0.15, min=0, max=1, help="Added brightness range, fraction of 255 (+-).", rich_help_panel="Augmentation"),
+    contrast: float = typer.Option(0.2, min=0, max=1, help="Contrast factor range (1 +- this).", rich_help_panel="Augmentation"),
     epochs: Optional[int] = typer.Option(None, min=1, help="Epochs (default 60; with --resume, extends the run)."),
-    batch: int = typer.Option(16, min=1, help="Batch size."),
+    batch: int = typer.Option(16, min=1, help="Batch size (in all, over every process of a torchrun run)."),
     lr: float = typer.Option(3e-3, min=1e-9, help="Peak learning rate."),
     weight_decay: float = typer.Option(1e-4, min=0, help="Weight decay."),
     optimizer: str = typer.Option("adamw", help="adam or adamw."),
@@ -203,48 +239,95 @@ def train(
     seed: int = typer.Option(0, help="Random seed."),
     fix_left_right: bool = typer.Option(True, help="Swap the labels of training masks whose left/right pairs are reversed."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    workers: int = typer.Option(2, min=0, max=64, help="DataLoader worker processes that decode and augment (0 = in the main process)."),
+    cache: str = typer.Option("auto", help="Training pairs decoded once into memory: auto (when under 2 GiB), ram, or none (streamed from disk)."),
     train_split: str = typer.Option("train", help="Training split name."),
     val_split: str = typer.Option("val", help="Validation split name."),
     resume: bool = typer.Option(False, help="Continue the run in --out from its last checkpoint."),
     json_file: Optional[Path] = JsonOpt,
 ):
-    """Train a face parser from scratch (CPU by default, CUDA with mixed precision when present)."""
-    from .toolkit.train import TrainConfig, train as run_training
+    """Train a face parser from scratch (CPU by default, CUDA with mixed precision when present).
 
-    check_outputs(files=[json_file], folders=[out_dir])
-    cfg = TrainConfig(
-        data=str(data), out=str(out_dir), train_split=train_split, val_split=val_split, epochs=epochs or 0,
-        batch_size=batch, lr=lr, weight_decay=weight_decay, optimizer=optimizer, scheduler=scheduler,
-        warmup_epochs=warmup, loss=loss, lovasz_pixels=lovasz_pixels, patience=patience, seed=seed, device=device,
-        fix_left_right=fix_left_right,
-    )
+    Runs as it is under `torchrun --nproc-per-node N` (DDP: gloo on CPU, NCCL on CUDA).
+    """
+    from .toolkit.distributed import rank_and_world
+    from .toolkit.run_config import architecture, resolved, train_config, with_data_stats, write_settings
+    from .toolkit.train import train as run_training
+
+    check_outputs([config], [json_file], [out_dir])
+    settings = {**{p.name: ctx.params[p.name] for p in ctx.command.params}, "epochs": epochs or (0 if resume else 60)}
+    main_process = rank_and_world()[0] == 0  # under torchrun, rank 0 alone writes
     model_config = None
     if not resume:
-        cfg.epochs = epochs or 60
-        model_config = _model_config(preset, width, budget, imgsz, data, train_split)
-    write_json(json_file, run_training(cfg, model_config, resume=resume))
+        model_config = with_data_stats(architecture(settings), data, train_split)
+        if main_process:
+            write_settings(out_dir / "config.yaml", resolved(settings, model_config))
+    summary = run_training(train_config(settings), model_config, resume=resume)
+    if main_process:
+        write_json(json_file, summary)
 
 
-def _model_config(preset, width, budget, imgsz, data, split):
-    from dataclasses import replace
+@app.command()
+def tune(
+    config: Optional[Path] = typer.Option(None, "--config", help="Base `train` settings (YAML/JSON, e.g. a run's "
+                                          "config.yaml) that trials start from; the options below override it."),
+    data: Path = typer.Option(..., help="Dataset directory (images/, masks/, splits/)."),
+    space: Optional[Path] = typer.Option(None, help="Search space file (YAML/JSON: option: {low, high, log} or "
+                                         "{choices: [...]}); default: the built-in space over architecture, "
+                                         "augmentation, optimiser, schedule and loss."),
+    n_trials: int = typer.Option(20, "--n-trials", min=1, help="Trials in the study, all workers together."),
+    timeout: Optional[float] = typer.Option(None, min=1, help="Stop this worker after this many seconds."),
+    epochs: int = typer.Option(8, min=1, help="Epochs per trial (the proxy budget; the pruner may stop a trial sooner)."),
+    imgsz: int = typer.Option(128, min=64, max=2048, callback=_multiple_of_32, help="Input size of the trials (a proxy for the full size)."),
+    budget: int = typer.Option(2_000_000, min=1, help="Trainable parameter budget: trials over it are rejected before training."),
+    study_name: str = typer.Option("faceparse-edge", "--study", help="Study name in the storage."),
+    storage: Optional[str] = typer.Option(None, help="Optuna storage URL shared by all workers, e.g. "
+                                          "postgresql://user:pw@host/db; default: sqlite:///OUT/tune.db."),
+    out_dir: Path = typer.Option(Path("runs/tune"), "--out", help="Trials, tables, plots and best.yaml."),
+    pruner: str = typer.Option("median", help="median, hyperband or none."),
+    startup_trials: int = typer.Option(5, min=0, help="Random trials before TPE models the space (and before the median pruner prunes)."),
+    seed: Optional[int] = typer.Option(None, help="Sampler seed (leave unset when several workers share a study)."),
+    workers: int = typer.Option(2, min=0, max=64, help="DataLoader workers of each trial."),
+    json_file: Optional[Path] = JsonOpt,
+):
+    """Bayesian hyper-parameter search (Optuna TPE) over `train`'s settings; run it on several machines at once
+    against one --storage to share a study."""
+    from .toolkit.run_config import read_settings
+    from .toolkit.tune import NOT_TUNABLE, DEFAULT_SPACE, check_space, open_study, run_worker, save_results, trial_rows
 
-    from .toolkit.data import channel_mean_std, list_samples, load_pair, resize_pair
-    from .toolkit.model import PRESETS, build_model, fit_width
-
-    if preset not in PRESETS:
-        raise FaceparseError(f"unknown preset '{preset}'; choose from {', '.join(PRESETS)}")
-    config = replace(PRESETS[preset], input_size=imgsz)
-    if width == "auto":
-        config = fit_width(config, budget)
-    elif width is not None:
-        try:
-            config = replace(config, width=float(width))
-        except ValueError:
-            raise FaceparseError(f"--width must be a number or 'auto', got '{width}'") from None
-    build_model(config, budget)  # fail early on an over-budget configuration
-    samples = list_samples(data, split)
-    mean, std = channel_mean_std(resize_pair(*load_pair(s), imgsz)[0] for s in samples)
-    return replace(config, mean=tuple(mean), std=tuple(std))
+    check_outputs([config, space], [json_file], [out_dir])
+    train_command = typer.main.get_command(app).commands["train"]
+    defaults = {p.name: p.default for p in train_command.params}
+    base = read_settings(config) if config else {}
+    unknown = sorted(set(base) - set(defaults))
+    if unknown:
+        raise FaceparseError(f"unknown settings in {config}: {', '.join(unknown)}")
+    settings = {**defaults, **base}
+    full_epochs = settings["epochs"] or 60
+    settings.update(data=str(data), imgsz=imgsz, epochs=epochs, budget=budget, workers=workers, resume=False)
+    tunable = set(defaults) - NOT_TUNABLE
+    search = check_space(read_settings(space) if space else DEFAULT_SPACE, tunable, space or "(built-in)")
+    storage = storage or f"sqlite:///{(out_dir / 'tune.db').resolve()}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    study = open_study(storage, study_name, search, pruner, startup_trials, seed)
+    console.print(f"study '{study_name}' in {storage}: {len(study.trials)} trials so far, up to {n_trials}; "
+                  f"{epochs} epochs per trial at {imgsz}px")
+    run_worker(study, search, settings, out_dir, n_trials, timeout)
+    result = save_results(study, settings, full_epochs, out_dir)
+    table = Table(title=f"study {study_name}: {result['trials']} trials ({', '.join(f'{n} {s}' for s, n in result['states'].items())})")
+    for col in ("trial", "state", "val mIoU", "epochs", "params", "s", "note"):
+        table.add_column(col, justify="left" if col in ("state", "note") else "right")
+    for r in sorted(trial_rows(study), key=lambda r: -(r["val_miou"] or -1))[:15]:
+        table.add_row(str(r["trial"]), r["state"], "-" if r["val_miou"] is None else f"{r['val_miou']:.2f}",
+                      str(r["epochs"]), f"{r['params']:,}" if r["params"] else "-",
+                      "-" if r["seconds"] is None else f"{r['seconds']:.0f}", r["note"][:60])
+    out.print(table)
+    if "best" in result:
+        out.print(f"best: trial {result['best']['trial']}, val mIoU {result['best']['val_miou']:.2f}; "
+                  f"train it in full: faceparse-edge train --config {result['best']['config']}")
+    if "importances" in result:
+        out.print("importance (fANOVA): " + ", ".join(f"{k} {v:.2f}" for k, v in result["importances"].items()))
+    write_json(json_file, result)
 
 
 @app.command()

@@ -16,7 +16,7 @@ TINY = replace(PRESETS["edge"], width=0.5, aspp_channels=16, decoder_channels=16
 
 
 def _cfg(data, out, **kw):
-    settings = {"epochs": 2, "batch_size": 2, "lr": 1e-2, "warmup_epochs": 0.5, **kw}
+    settings = {"epochs": 2, "batch_size": 2, "lr": 1e-2, "warmup_epochs": 0.5, "workers": 0, **kw}  # workers: test_scale_out
     return TrainConfig(data=str(data), out=str(out), **settings)
 
 

@@ -1,0 +1,101 @@
+"""A training run as one settings file (YAML or JSON): `train --config FILE` reads it, and every
+run saves its resolved settings as `config.yaml`, so any run is reproduced by one file.
+
+Keys are the `train` options' names (`aspp_channels`, `hue`, ...); an option given on the
+command line overrides the file.
+"""
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from ..errors import FaceparseError, first_line
+from ..fileio import write_text_atomic
+from .data import channel_mean_std, list_samples, load_pair, resize_pair
+from .model import PRESETS, ModelConfig, build_model, fit_width
+from .train import TrainConfig
+
+# `train` options that set the architecture (ModelConfig fields) and the augmentation (AugmentConfig)
+MODEL_OPTIONS = {"layers": "layers", "output_stride": "output_stride", "aspp_channels": "aspp_channels",
+                 "aspp_rate": "aspp_rate_base", "aspp_depth": "aspp_depth", "decoder_channels": "decoder_channels",
+                 "low_level_channels": "low_level_channels", "dropout": "dropout"}
+AUGMENT_OPTIONS = {"flip": "flip_p", "rotate": "rotate_deg", "translate": "translate", "hue": "hue",
+                   "saturation": "saturation", "value": "value", "brightness": "brightness", "contrast": "contrast"}
+NOT_SAVED = {"config", "resume", "json_file"}  # how a run was invoked, not what it is
+
+
+def read_settings(path: Path) -> dict:
+    """A settings file as a dict; one-line errors for a missing or malformed file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FaceparseError(f"config file not found: {path}")
+    try:
+        if path.suffix.lower() == ".json":
+            settings = json.loads(path.read_text())
+        else:
+            import yaml
+
+            settings = yaml.safe_load(path.read_text())
+    except Exception as exc:  # json.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError
+        mark = getattr(exc, "problem_mark", None)  # YAML: say what and where, not its multi-line context
+        reason = f"{exc.problem} (line {mark.line + 1})" if mark else first_line(exc)
+        raise FaceparseError(f"cannot read config {path}: {reason}") from None
+    if not isinstance(settings, dict):
+        raise FaceparseError(f"config {path} must map option names to values, not hold a {type(settings).__name__}")
+    return {key.replace("-", "_"): value for key, value in settings.items()}
+
+
+def write_settings(path: Path, settings: dict) -> None:
+    import yaml
+
+    plain = {k: (str(v) if isinstance(v, Path) else getattr(v, "value", v)) for k, v in settings.items()
+             if k not in NOT_SAVED}
+    write_text_atomic(path, "# faceparse-edge train settings: `faceparse-edge train --config THIS_FILE` repeats the run\n"
+                      + yaml.safe_dump(plain, sort_keys=False))
+
+
+def architecture(settings: dict) -> ModelConfig:
+    """The model config a settings dict describes (preset, then the architecture options, width,
+    input size), checked against its parameter budget: no data is read, no epoch spent."""
+    preset, width = settings["preset"], settings["width"]
+    if preset not in PRESETS:
+        raise FaceparseError(f"unknown preset '{preset}'; choose from {', '.join(PRESETS)}")
+    overrides = {field: settings[option] for option, field in MODEL_OPTIONS.items() if settings.get(option) is not None}
+    config = replace(PRESETS[preset], input_size=settings["imgsz"], **overrides)
+    if width == "auto":
+        config = fit_width(config, settings["budget"])
+    elif width is not None:
+        try:
+            config = replace(config, width=float(width))
+        except ValueError:
+            raise FaceparseError(f"--width must be a number or 'auto', got '{width}'") from None
+    build_model(config, settings["budget"])  # over the budget: a one-line error
+    return config
+
+
+def with_data_stats(config: ModelConfig, data, split) -> ModelConfig:
+    """The config with the training images' channel mean/std (the model's input normalisation)."""
+    samples = list_samples(data, split)
+    mean, std = channel_mean_std(resize_pair(*load_pair(s), config.input_size)[0] for s in samples)
+    return replace(config, mean=tuple(mean), std=tuple(std))
+
+
+def train_config(settings: dict) -> TrainConfig:
+    """The TrainConfig of a settings dict (option name -> value)."""
+    augment = {field: settings[option] for option, field in AUGMENT_OPTIONS.items()}
+    augment["scale"] = (1 / settings["scale"], settings["scale"])
+    return TrainConfig(
+        data=str(settings["data"]), out=str(settings["out_dir"]), train_split=settings["train_split"],
+        val_split=settings["val_split"], epochs=settings["epochs"] or 0, batch_size=settings["batch"],
+        lr=settings["lr"], weight_decay=settings["weight_decay"], optimizer=settings["optimizer"],
+        scheduler=settings["scheduler"], warmup_epochs=settings["warmup"], loss=settings["loss"],
+        lovasz_pixels=settings["lovasz_pixels"], patience=settings["patience"], seed=settings["seed"],
+        device=settings["device"], fix_left_right=settings["fix_left_right"], workers=settings["workers"],
+        cache=settings["cache"], augment=augment,
+    )
+
+
+def resolved(settings: dict, config: ModelConfig) -> dict:
+    """The settings with the architecture spelled out (the preset's values, the width `auto` found)."""
+    return {**settings, **{option: getattr(config, field) for option, field in MODEL_OPTIONS.items()},
+            "width": config.width}

@@ -1,0 +1,220 @@
+"""`faceparse-edge tune`: Bayesian hyper-parameter search (Optuna's TPE) over `train`'s settings.
+
+Each trial is a short proxy run of the real trainer. Its val mIoU after every epoch goes to a
+pruner that stops poor trials early; a configuration over the parameter budget is rejected
+(its parameters counted, no data read) before any training. Several processes or machines
+work on one study by running the same command against one storage: an SQLite file by
+default, a PostgreSQL URL across machines.
+"""
+
+import json
+import os
+import socket
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+from ..errors import FaceparseError, first_line
+from ..fileio import atomic_path, write_text_atomic
+from ..progress import console
+from .model import ModelConfig, build_model, count_parameters
+from .run_config import architecture, resolved, train_config, with_data_stats, write_settings
+from .train import Diverged, train
+
+# The search space: the architecture, augmentation limits, optimiser, schedule and loss weights.
+DEFAULT_SPACE = {
+    "layers": {"low": 6, "high": 11},
+    "width": {"low": 0.5, "high": 2.0},
+    "aspp_channels": {"choices": [64, 96, 128, 192, 256]},
+    "aspp_rate": {"low": 1, "high": 6},
+    "aspp_depth": {"low": 1, "high": 5},
+    "decoder_channels": {"choices": [0, 32, 48, 64, 96]},
+    "dropout": {"low": 0.0, "high": 0.3},
+    "hue": {"low": 0.0, "high": 15.0},
+    "saturation": {"low": 0.0, "high": 0.5},
+    "value": {"low": 0.0, "high": 0.5},
+    "brightness": {"low": 0.0, "high": 0.3},
+    "contrast": {"low": 0.0, "high": 0.4},
+    "scale": {"low": 1.0, "high": 1.5},
+    "rotate": {"low": 0.0, "high": 30.0},
+    "optimizer": {"choices": ["adam", "adamw"]},
+    "lr": {"low": 3e-4, "high": 1e-2, "log": True},
+    "weight_decay": {"low": 1e-6, "high": 1e-3, "log": True},
+    "scheduler": {"choices": ["cosine", "linear", "plateau"]},
+    "loss": {"choices": ["ce:1", "ce:1,lovasz:0.5", "ce:1,lovasz:1", "wce:1,lovasz:0.5", "ce:1,dice:0.5"]},
+}
+NOT_TUNABLE = {"config", "data", "out_dir", "resume", "json_file", "device", "workers", "cache", "train_split",
+               "val_split", "epochs", "imgsz", "budget", "preset"}  # a study's fixed frame, not its variables
+PRUNERS = ("median", "hyperband", "none")
+
+
+class Rejected(FaceparseError):
+    """A trial refused before training (over the parameter budget, or an impossible architecture)."""
+
+
+def check_space(space: dict, tunable: set[str], source) -> dict:
+    """A search space: {option: {low, high[, log]} or {choices: [...]}}; one-line errors for bad entries."""
+    if not isinstance(space, dict) or not space:
+        raise FaceparseError(f"search space {source} is empty")
+    for name, spec in space.items():
+        if name not in tunable:
+            raise FaceparseError(f"search space {source}: unknown parameter '{name}' (tunable: {', '.join(sorted(tunable))})")
+        if not isinstance(spec, dict):
+            raise FaceparseError(f"search space {source}: '{name}' needs low/high or choices")
+        if "choices" in spec:
+            if set(spec) - {"choices"} or not isinstance(spec["choices"], list) or not spec["choices"]:
+                raise FaceparseError(f"search space {source}: '{name}' has an empty or malformed choices list")
+            continue
+        low, high = spec.get("low"), spec.get("high")
+        if set(spec) - {"low", "high", "log"} or not all(isinstance(v, (int, float)) for v in (low, high)):
+            raise FaceparseError(f"search space {source}: '{name}' needs numbers low and high (and optional log)")
+        if not low < high:
+            raise FaceparseError(f"search space {source}: '{name}' has an empty or inverted range {low}..{high}")
+        if spec.get("log") and low <= 0:
+            raise FaceparseError(f"search space {source}: '{name}' is log-scaled but its range reaches {low} <= 0")
+    return space
+
+
+def suggest(trial, name: str, spec: dict):
+    if "choices" in spec:
+        return trial.suggest_categorical(name, spec["choices"])
+    if isinstance(spec["low"], int) and isinstance(spec["high"], int) and not isinstance(spec["low"], bool):
+        return trial.suggest_int(name, spec["low"], spec["high"], log=bool(spec.get("log")))
+    return trial.suggest_float(name, float(spec["low"]), float(spec["high"]), log=bool(spec.get("log")))
+
+
+def open_study(storage: str, name: str, space: dict, pruner: str, startup_trials: int, seed: int | None):
+    """Create or join a study; refuse one that exists with another search space."""
+    import optuna
+
+    if pruner not in PRUNERS:
+        raise FaceparseError(f"unknown pruner '{pruner}'; choose from {', '.join(PRUNERS)}")
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # our own one line per trial instead
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats: stable enough
+    pruners = {"median": lambda: optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=1),
+               "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=1),
+               "none": optuna.pruners.NopPruner}
+    engine = {"connect_args": {"timeout": 60}} if storage.startswith("sqlite") else {}  # SQLite: wait for the lock
+    try:
+        rdb = optuna.storages.RDBStorage(storage, engine_kwargs=engine, heartbeat_interval=30, grace_period=120)
+        study = optuna.create_study(storage=rdb, study_name=name, load_if_exists=True, direction="maximize",
+                                    sampler=optuna.samplers.TPESampler(n_startup_trials=startup_trials, seed=seed),
+                                    pruner=pruners[pruner]())
+        stored = study.user_attrs.get("space")
+        if stored is None:
+            study.set_user_attr("space", space)
+    except FaceparseError:
+        raise
+    except Exception as exc:  # SQLAlchemy/psycopg errors for a storage that cannot be reached or opened
+        raise FaceparseError(f"cannot open study storage {storage}: {first_line(exc)}") from None
+    if stored is not None and stored != json.loads(json.dumps(space)):
+        raise FaceparseError(f"study '{name}' in {storage} was created with another search space; "
+                             "use its space file or another --study")
+    return study
+
+
+def run_worker(study, space: dict, base: dict, out_dir: Path, n_trials: int, timeout: float | None) -> None:
+    """Run trials until the study holds `n_trials` (all workers together) or `timeout` seconds pass."""
+    import optuna
+
+    stats = with_data_stats(ModelConfig(input_size=base["imgsz"]), base["data"], base["train_split"])
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+
+    def objective(trial) -> float:
+        settings = {**base, **{name: suggest(trial, name, spec) for name, spec in space.items()},
+                    "out_dir": str(out_dir / "trials" / f"{trial.number:04d}")}
+        trial.set_user_attr("worker", worker)
+        try:
+            config = architecture(settings)
+        except FaceparseError as exc:
+            trial.set_user_attr("rejected", str(exc))
+            console.print(f"trial {trial.number} rejected before training: {exc}")
+            raise Rejected(str(exc)) from None
+        trial.set_user_attr("params", count_parameters(build_model(config)))
+
+        def report(epoch: int, miou: float) -> None:
+            trial.report(miou, epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"val mIoU {miou:.2f} after epoch {epoch}")
+
+        config = replace(config, mean=stats.mean, std=stats.std)
+        try:
+            return train(train_config(settings), config, on_epoch=report)["best_miou"]
+        except Diverged as exc:  # this trial's settings, not the study's: the search goes on
+            trial.set_user_attr("rejected", str(exc))
+            raise
+        except optuna.TrialPruned as exc:
+            console.print(f"trial {trial.number} pruned: {exc}")
+            raise
+
+    # Rejected and diverged trials are recorded as failed and the search goes on; any other
+    # error (unreadable data, impossible settings) would fail every trial, so it ends the run.
+    TrialState = optuna.trial.TrialState
+    begun = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)  # not those still queued
+    study.optimize(objective, timeout=timeout, catch=(Rejected, Diverged),
+                   callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=begun)])
+
+
+def trial_rows(study) -> list[dict]:
+    rows = []
+    for t in study.trials:
+        rows.append({"trial": t.number, "state": t.state.name.lower(), "val_miou": None if t.value is None else round(t.value, 2),
+                     "epochs": len(t.intermediate_values), "params": t.user_attrs.get("params"),
+                     "seconds": round(t.duration.total_seconds(), 1) if t.duration else None,
+                     "worker": t.user_attrs.get("worker"), "note": t.user_attrs.get("rejected", ""), **t.params})
+    return rows
+
+
+def save_results(study, base: dict, full_epochs, out_dir: Path) -> dict:
+    """Trials table (CSV/JSON), best settings (a `train --config` file), importances and plots."""
+    import csv
+    import io
+
+    import optuna
+
+    rows = trial_rows(study)
+    buf = io.StringIO()
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    writer = csv.DictWriter(buf, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(out_dir / "trials.csv", buf.getvalue())
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    result = {"study": study.study_name, "trials": len(rows),
+              "states": {s: sum(r["state"] == s for r in rows) for s in sorted({r["state"] for r in rows})}}
+    if complete:
+        best = study.best_trial
+        settings = {**base, **best.params, "epochs": full_epochs, "out_dir": "runs/train"}
+        write_settings(out_dir / "best.yaml", resolved(settings, architecture(settings)))
+        result["best"] = {"trial": best.number, "val_miou": round(best.value, 2), "params": best.params,
+                          "config": str(out_dir / "best.yaml")}
+    if len(complete) >= 2:
+        evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+        try:
+            result["importances"] = {k: round(v, 4) for k, v in optuna.importance.get_param_importances(
+                study, evaluator=evaluator).items()}
+        except RuntimeError:  # fANOVA needs completed trials whose scores differ
+            evaluator = None  # the plot falls back to Optuna's default evaluator
+        _plots(study, out_dir, evaluator)
+    write_text_atomic(out_dir / "tune.json", json.dumps({**result, "rows": rows}, indent=1, default=str))
+    return result
+
+
+def _plots(study, out_dir: Path, evaluator) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import optuna.visualization.matplotlib as plots
+
+    warnings.filterwarnings("ignore", message="Attempting to set identical", category=UserWarning)  # a fixed parameter
+    for name, draw in (("history", lambda: plots.plot_optimization_history(study)),
+                       ("importances", lambda: plots.plot_param_importances(study, evaluator=evaluator)),
+                       ("parallel", lambda: plots.plot_parallel_coordinate(study))):
+        ax = draw()
+        fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
+        fig.set_size_inches(10, 5.5)
+        fig.tight_layout()
+        with atomic_path(out_dir / f"{name}.png") as tmp:
+            fig.savefig(tmp, dpi=100, format="png")
+        plt.close(fig)
