@@ -239,7 +239,7 @@ def train(
     seed: int = typer.Option(0, help="Random seed."),
     fix_left_right: bool = typer.Option(True, help="Swap the labels of training masks whose left/right pairs are reversed."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
-    workers: int = typer.Option(2, min=0, max=64, help="DataLoader worker processes that decode and augment (0 = in the main process)."),
+    workers: Optional[int] = typer.Option(None, min=0, max=64, help="DataLoader worker processes that decode and augment (0 = in the main process); default: 0 on CPU, where training needs every core (benchmarks/results/scaling.md), up to 4 on CUDA."),
     cache: str = typer.Option("auto", help="Training pairs decoded once into memory: auto (when under 2 GiB), ram, or none (streamed from disk)."),
     train_split: str = typer.Option("train", help="Training split name."),
     val_split: str = typer.Option("val", help="Validation split name."),
@@ -287,7 +287,7 @@ def tune(
     pruner: str = typer.Option("median", help="median, hyperband or none."),
     startup_trials: int = typer.Option(5, min=0, help="Random trials before TPE models the space (and before the median pruner prunes)."),
     seed: Optional[int] = typer.Option(None, help="Sampler seed (leave unset when several workers share a study)."),
-    workers: int = typer.Option(2, min=0, max=64, help="DataLoader workers of each trial."),
+    workers: Optional[int] = typer.Option(None, min=0, max=64, help="DataLoader workers of each trial (default as `train`'s)."),
     json_file: Optional[Path] = JsonOpt,
 ):
     """Bayesian hyper-parameter search (Optuna TPE) over `train`'s settings; run it on several machines at once
@@ -303,8 +303,10 @@ def tune(
     if unknown:
         raise FaceparseError(f"unknown settings in {config}: {', '.join(unknown)}")
     settings = {**defaults, **base}
-    full_epochs = settings["epochs"] or 60
-    settings.update(data=str(data), imgsz=imgsz, epochs=epochs, budget=budget, workers=workers, resume=False)
+    full = {"epochs": settings["epochs"] or 60, "imgsz": settings["imgsz"]}  # best.yaml: a full run, not the proxy
+    settings.update(data=str(data), imgsz=imgsz, epochs=epochs, budget=budget, resume=False)
+    if workers is not None:
+        settings["workers"] = workers
     tunable = set(defaults) - NOT_TUNABLE
     search = check_space(read_settings(space) if space else DEFAULT_SPACE, tunable, space or "(built-in)")
     storage = storage or f"sqlite:///{(out_dir / 'tune.db').resolve()}"
@@ -313,7 +315,7 @@ def tune(
     console.print(f"study '{study_name}' in {storage}: {len(study.trials)} trials so far, up to {n_trials}; "
                   f"{epochs} epochs per trial at {imgsz}px")
     run_worker(study, search, settings, out_dir, n_trials, timeout)
-    result = save_results(study, settings, full_epochs, out_dir)
+    result = save_results(study, settings, full, out_dir)
     table = Table(title=f"study {study_name}: {result['trials']} trials ({', '.join(f'{n} {s}' for s, n in result['states'].items())})")
     for col in ("trial", "state", "val mIoU", "epochs", "params", "s", "note"):
         table.add_column(col, justify="left" if col in ("state", "note") else "right")

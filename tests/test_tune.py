@@ -60,7 +60,11 @@ def _two_workers(setup, out, storage):
     assert len({r["worker"] for r in rows}) == 2  # both workers' trials landed in the one study
     assert not (out / "trials" / "0000").exists()  # the rejected trial never started training
     best = (out / "best.yaml").read_text()
-    assert "aspp_channels: 16" in best and "lr: 0.03" in best and "epochs: 60" in best  # a full-length `train --config`
+    assert "aspp_channels: 16" in best and "lr: 0.03" in best  # the best trial's settings,
+    assert "epochs: 60" in best and "imgsz: 256" in best  # for a full run, not the proxy
+    again = cli(*_tune_args(setup, out, storage))  # a worker that joins a finished study only writes the results
+    assert again.returncode == 0, again.stderr
+    assert len(json.loads((out / "tune.json").read_text())["rows"]) == len(QUEUE)
     assert all((out / f"{name}.png").stat().st_size > 10_000 for name in ("history", "importances", "parallel"))
 
 

@@ -4,6 +4,7 @@ metrics; one process, or several under torchrun (DDP), where rank 0 alone evalua
 import csv
 import io
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -53,7 +54,7 @@ class TrainConfig:
     seed: int = 0
     fix_left_right: bool = True  # swap the labels of training masks with left/right reversed
     device: str = "auto"
-    workers: int = 2  # DataLoader worker processes (decoding and augmentation); 0 = in the main process
+    workers: int | None = None  # DataLoader worker processes (decoding, augmentation); None: 0 on CPU, up to 4 on CUDA
     cache: str = "auto"  # decoded training pairs in memory: auto (if under 2 GiB), ram or none
     augment: dict = field(default_factory=lambda: asdict(AugmentConfig()))
 
@@ -129,7 +130,9 @@ def _train(cfg: TrainConfig, model_config: ModelConfig, state: dict | None, devi
     val_samples = list_samples(cfg.data, cfg.val_split)
     dataset = FaceParsingDataset(train_samples, model_config.input_size, model_config.mean, model_config.std,
                                  Augmenter(AugmentConfig(**cfg.augment)), cfg.seed, cfg.fix_left_right, cfg.cache)
-    loader, sampler = make_loader(dataset, cfg.batch_size // world, cfg.workers, cfg.seed, rank, world)
+    # On CPU, workers take cores from training (benchmarks/results/scaling.md); a GPU leaves them free.
+    workers = cfg.workers if cfg.workers is not None else min(4, os.cpu_count() or 1) if device.startswith("cuda") else 0
+    loader, sampler = make_loader(dataset, cfg.batch_size // world, workers, cfg.seed, rank, world)
     steps_per_epoch = len(loader)
     if steps_per_epoch == 0:
         raise FaceparseError(f"batch size {cfg.batch_size} is larger than the {len(dataset)} training images")
@@ -157,7 +160,7 @@ def _train(cfg: TrainConfig, model_config: ModelConfig, state: dict | None, devi
         if world > 1 else model
     say(f"training {count_parameters(model):,} parameters on {device}" + (f" x {world} processes" if world > 1 else "")
         + f": {len(dataset)} train / {len(val_samples)} val images at {model_config.input_size}px, {cfg.epochs} epochs, "
-        f"{cfg.workers} data workers, " + ("cached in memory" if dataset.cached else "streamed from disk"))
+        f"{workers} data workers, " + ("cached in memory" if dataset.cached else "streamed from disk"))
 
     for epoch in range(start_epoch, cfg.epochs):
         trained.train()

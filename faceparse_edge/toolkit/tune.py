@@ -117,6 +117,10 @@ def run_worker(study, space: dict, base: dict, out_dir: Path, n_trials: int, tim
     """Run trials until the study holds `n_trials` (all workers together) or `timeout` seconds pass."""
     import optuna
 
+    TrialState = optuna.trial.TrialState
+    begun = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)  # not those still queued
+    if len(study.get_trials(deepcopy=False, states=begun)) >= n_trials:
+        return  # the study is done: this worker only writes the results
     stats = with_data_stats(ModelConfig(input_size=base["imgsz"]), base["data"], base["train_split"])
     worker = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -149,8 +153,6 @@ def run_worker(study, space: dict, base: dict, out_dir: Path, n_trials: int, tim
 
     # Rejected and diverged trials are recorded as failed and the search goes on; any other
     # error (unreadable data, impossible settings) would fail every trial, so it ends the run.
-    TrialState = optuna.trial.TrialState
-    begun = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)  # not those still queued
     study.optimize(objective, timeout=timeout, catch=(Rejected, Diverged),
                    callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=begun)])
 
@@ -165,8 +167,9 @@ def trial_rows(study) -> list[dict]:
     return rows
 
 
-def save_results(study, base: dict, full_epochs, out_dir: Path) -> dict:
-    """Trials table (CSV/JSON), best settings (a `train --config` file), importances and plots."""
+def save_results(study, base: dict, full: dict, out_dir: Path) -> dict:
+    """Trials table (CSV/JSON), best settings (a `train --config` file for a full run: the `full`
+    epochs and input size, not the proxy's), importances and plots."""
     import csv
     import io
 
@@ -184,7 +187,7 @@ def save_results(study, base: dict, full_epochs, out_dir: Path) -> dict:
               "states": {s: sum(r["state"] == s for r in rows) for s in sorted({r["state"] for r in rows})}}
     if complete:
         best = study.best_trial
-        settings = {**base, **best.params, "epochs": full_epochs, "out_dir": "runs/train"}
+        settings = {**base, **best.params, **full, "out_dir": "runs/train"}
         write_settings(out_dir / "best.yaml", resolved(settings, architecture(settings)))
         result["best"] = {"trial": best.number, "val_miou": round(best.value, 2), "params": best.params,
                           "config": str(out_dir / "best.yaml")}
