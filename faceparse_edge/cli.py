@@ -187,11 +187,7 @@ def _apply_config(ctx: typer.Context, param: typer.CallbackParam, value: Optiona
     if value is not None:
         from .toolkit.run_config import read_settings
 
-        settings = read_settings(value)
-        known = {p.name for p in ctx.command.params} - {"config"}
-        unknown = sorted(set(settings) - known)
-        if unknown:
-            raise typer.BadParameter(f"unknown settings in {value}: {', '.join(unknown)}")
+        settings = read_settings(value, known={p.name for p in ctx.command.params} - {"config"})
         ctx.default_map = {**(ctx.default_map or {}), **settings}
     return value
 
@@ -259,7 +255,7 @@ def train(
     main_process = rank_and_world()[0] == 0  # under torchrun, rank 0 alone writes
     model_config = None
     if not resume:
-        model_config = with_data_stats(architecture(settings), data, train_split)
+        model_config = with_data_stats(architecture(settings)[0], data, train_split)
         if main_process:
             write_settings(out_dir / "config.yaml", resolved(settings, model_config))
     summary = run_training(train_config(settings), model_config, resume=resume)
@@ -298,11 +294,7 @@ def tune(
     check_outputs([config, space], [json_file], [out_dir])
     train_command = typer.main.get_command(app).commands["train"]
     defaults = {p.name: p.default for p in train_command.params}
-    base = read_settings(config) if config else {}
-    unknown = sorted(set(base) - set(defaults))
-    if unknown:
-        raise FaceparseError(f"unknown settings in {config}: {', '.join(unknown)}")
-    settings = {**defaults, **base}
+    settings = {**defaults, **(read_settings(config, known=set(defaults)) if config else {})}
     full = {"epochs": settings["epochs"] or 60, "imgsz": settings["imgsz"]}  # best.yaml: a full run, not the proxy
     settings.update(data=str(data), imgsz=imgsz, epochs=epochs, budget=budget, resume=False)
     if workers is not None:

@@ -17,9 +17,12 @@ from .errors import FaceparseError, first_line
 LOW_SPACE = 1 << 20  # bytes free below which a failed write is put down to a full disk
 
 
-def write_error(path, exc: BaseException) -> FaceparseError:
+def write_error(path, cause: BaseException | str) -> FaceparseError:
     """The one-line error for a failed write: the path, and why (read-only, full disk, a folder in the way...)."""
-    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else first_line(exc)
+    if isinstance(cause, str):
+        reason = cause
+    else:
+        reason = cause.strerror if isinstance(cause, OSError) and cause.strerror else first_line(cause)
     folder = Path(path).parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent

@@ -124,7 +124,6 @@ def workspace(tmp_path_factory):
     root = tmp_path_factory.mktemp("bad")
     make_dataset(root / "data", n=4)
     make_dataset(root / "badmask", n=2)
-    write_label_png(root / "badmask" / "masks" / "s1.png", np.full((64, 64), 18, np.uint8))
     Image.fromarray(np.full((64, 64), 30, np.uint8), mode="L").save(root / "badmask" / "masks" / "s1.png")
     make_dataset(root / "badshape", n=2)
     write_label_png(root / "badshape" / "masks" / "s0.png", np.zeros((64, 32), np.uint8))

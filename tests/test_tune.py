@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -46,9 +47,17 @@ def _two_workers(setup, out, storage):
     for params in QUEUE:
         study.enqueue_trial(params)
     env = {**os.environ, "COLUMNS": "200"}
-    workers = [subprocess.Popen([sys.executable, "-m", "faceparse_edge", *map(str, _tune_args(setup, out, storage)),
-                                 "--json", out / f"w{i}.json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, env=env) for i in range(2)]
+    start = lambda i: subprocess.Popen([sys.executable, "-m", "faceparse_edge", *map(str, _tune_args(setup, out, storage)),
+                                        "--json", out / f"w{i}.json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                       text=True, env=env)
+    workers = [start(0)]
+    # The second worker starts once the first has taken its first queued trials: Optuna's SQLite storage can
+    # hand one queued trial to two workers that ask at the same instant (optuna/optuna#4621; PostgreSQL locks the row).
+    deadline = time.monotonic() + 300
+    while study.trials[1].state.name == "WAITING":
+        assert workers[0].poll() is None and time.monotonic() < deadline, workers[0].communicate()
+        time.sleep(0.2)
+    workers.append(start(1))
     for w in workers:
         _, stderr = w.communicate(timeout=600)
         assert w.returncode == 0, stderr

@@ -51,7 +51,7 @@ class _Writer:
         readable = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
         cap.release()
         if readable != self.frames:
-            raise write_error(self.path, OSError(0, f"only {readable} of {self.frames} frames reached the file"))
+            raise write_error(self.path, f"only {readable} of {self.frames} frames reached the file")
 
 
 def flicker(previous, current, warp=None) -> float | None:
@@ -121,7 +121,7 @@ def run_stream(pipeline: Pipeline, source, out_path: Path | None = None, show: b
     missing = max(total - frames - stats["bad_frames"], 0) if total and not stats["stopped"] else 0
     if stats["bad_frames"]:
         console.print(f"skipped {stats['bad_frames']} unreadable frame(s) in {name}")
-    sums, by_faces = stats.pop("sums"), stats.pop("by_faces")
+    sums, by_faces = stats["sums"], stats["by_faces"]
     return {
         "source": name, "frames": frames, "bad_frames": stats["bad_frames"], "frames_expected": total or None,
         "missing_frames": missing, "interrupted": stats["interrupted"],

@@ -12,7 +12,7 @@ from pathlib import Path
 from ..errors import FaceparseError, first_line
 from ..fileio import write_text_atomic
 from .data import channel_mean_std, list_samples, load_pair, resize_pair
-from .model import PRESETS, ModelConfig, build_model, fit_width
+from .model import PRESETS, ModelConfig, build_model, count_parameters, fit_width
 from .train import TrainConfig
 
 # `train` options that set the architecture (ModelConfig fields) and the augmentation (AugmentConfig)
@@ -24,8 +24,9 @@ AUGMENT_OPTIONS = {"flip": "flip_p", "rotate": "rotate_deg", "translate": "trans
 NOT_SAVED = {"config", "resume", "json_file"}  # how a run was invoked, not what it is
 
 
-def read_settings(path: Path) -> dict:
-    """A settings file as a dict; one-line errors for a missing or malformed file."""
+def read_settings(path: Path, known: set[str] | None = None) -> dict:
+    """A settings file as a dict; one-line errors for a missing or malformed file, or for a key
+    outside `known` (when given)."""
     path = Path(path)
     if not path.is_file():
         raise FaceparseError(f"config file not found: {path}")
@@ -42,7 +43,11 @@ def read_settings(path: Path) -> dict:
         raise FaceparseError(f"cannot read config {path}: {reason}") from None
     if not isinstance(settings, dict):
         raise FaceparseError(f"config {path} must map option names to values, not hold a {type(settings).__name__}")
-    return {key.replace("-", "_"): value for key, value in settings.items()}
+    settings = {key.replace("-", "_"): value for key, value in settings.items()}
+    unknown = sorted(set(settings) - known) if known is not None else []
+    if unknown:
+        raise FaceparseError(f"unknown settings in {path}: {', '.join(unknown)}")
+    return settings
 
 
 def write_settings(path: Path, settings: dict) -> None:
@@ -54,9 +59,10 @@ def write_settings(path: Path, settings: dict) -> None:
                       + yaml.safe_dump(plain, sort_keys=False))
 
 
-def architecture(settings: dict) -> ModelConfig:
+def architecture(settings: dict) -> tuple[ModelConfig, int]:
     """The model config a settings dict describes (preset, then the architecture options, width,
-    input size), checked against its parameter budget: no data is read, no epoch spent."""
+    input size) and its trainable parameter count, checked against the budget: no data is read,
+    no epoch spent."""
     preset, width = settings["preset"], settings["width"]
     if preset not in PRESETS:
         raise FaceparseError(f"unknown preset '{preset}'; choose from {', '.join(PRESETS)}")
@@ -69,8 +75,8 @@ def architecture(settings: dict) -> ModelConfig:
             config = replace(config, width=float(width))
         except ValueError:
             raise FaceparseError(f"--width must be a number or 'auto', got '{width}'") from None
-    build_model(config, settings["budget"])  # over the budget: a one-line error
-    return config
+    model = build_model(config, settings["budget"])  # over the budget: a one-line error
+    return config, count_parameters(model)
 
 
 def with_data_stats(config: ModelConfig, data, split) -> ModelConfig:

@@ -17,7 +17,7 @@ from pathlib import Path
 from ..errors import FaceparseError, first_line
 from ..fileio import atomic_path, write_text_atomic
 from ..progress import console
-from .model import ModelConfig, build_model, count_parameters
+from .model import ModelConfig
 from .run_config import architecture, resolved, train_config, with_data_stats, write_settings
 from .train import Diverged, train
 
@@ -129,12 +129,12 @@ def run_worker(study, space: dict, base: dict, out_dir: Path, n_trials: int, tim
                     "out_dir": str(out_dir / "trials" / f"{trial.number:04d}")}
         trial.set_user_attr("worker", worker)
         try:
-            config = architecture(settings)
+            config, params = architecture(settings)
         except FaceparseError as exc:
             trial.set_user_attr("rejected", str(exc))
             console.print(f"trial {trial.number} rejected before training: {exc}")
             raise Rejected(str(exc)) from None
-        trial.set_user_attr("params", count_parameters(build_model(config)))
+        trial.set_user_attr("params", params)
 
         def report(epoch: int, miou: float) -> None:
             trial.report(miou, epoch)
@@ -188,7 +188,7 @@ def save_results(study, base: dict, full: dict, out_dir: Path) -> dict:
     if complete:
         best = study.best_trial
         settings = {**base, **best.params, **full, "out_dir": "runs/train"}
-        write_settings(out_dir / "best.yaml", resolved(settings, architecture(settings)))
+        write_settings(out_dir / "best.yaml", resolved(settings, architecture(settings)[0]))
         result["best"] = {"trial": best.number, "val_miou": round(best.value, 2), "params": best.params,
                           "config": str(out_dir / "best.yaml")}
     if len(complete) >= 2:
