@@ -17,6 +17,7 @@ from .errors import FaceparseError
 from .fileio import check_outputs, write_text_atomic
 from .progress import console
 from .runtime.backends import EXECUTION_PRECISIONS
+from .weights import DEFAULT_MODEL
 
 # INT8 mIoU is flat from 8 calibration images on (benchmarks/results/int8_calibration_size.md); 32 is the
 # smallest stratified pick that holds 4 images of each rare class.
@@ -35,7 +36,9 @@ data_app = typer.Typer(help="Prepare and inspect datasets (images/ + masks/ + sp
 app.add_typer(data_app, name="data")
 out = Console()  # results go to stdout; progress bars and logs to stderr (`console`)
 
-WeightsOpt = typer.Option(None, "--weights", "-w", help="Model weights (.safetensors or checkpoint .pt; `evaluate` also takes .onnx and OpenVINO .xml); default: the shipped model.")
+ModelOpt = typer.Option(None, "--model", "-m", "--weights", "-w", help="A shipped model: edge (fast, the default) or "
+                        "edge-hq (accurate), NAME-int8 for its INT8 version; or a model file (.safetensors, checkpoint "
+                        ".pt, .onnx, OpenVINO .xml).")
 JsonOpt = typer.Option(None, "--json", help="Also write the result as JSON to this file.")
 SplitOpt = typer.Option(None, help="Split: a name in splits/, or 'all' pairs; default: val where the dataset has "
                         "splits/val.txt, else all pairs.")
@@ -67,15 +70,16 @@ def write_json(path: Optional[Path], payload) -> None:
 
 
 @app.command()
-def info(weights: Optional[Path] = WeightsOpt, precision: Precision = PrecisionOpt, json_file: Optional[Path] = JsonOpt):
+def info(model_name: Optional[str] = ModelOpt, precision: Precision = PrecisionOpt, json_file: Optional[Path] = JsonOpt):
     """Describe a model (checkpoint, safetensors, ONNX or OpenVINO IR) and the precision it runs in on this CPU."""
     from .sysinfo import describe, machine_info
-    from .toolkit.model import PRESETS, FaceParser, ModelConfig, count_parameters
-    from .weights import DEFAULT_WEIGHTS
+    from .toolkit.model import PRESETS, FaceParser, ModelConfig, count_parameters, same_layers
+    from .weights import resolve_model
 
+    weights = resolve_model(model_name)
     check_outputs([weights], [json_file])
-    summary = {"weights": str(weights or DEFAULT_WEIGHTS)}
-    if weights is not None and weights.suffix.lower() in (".onnx", ".xml"):
+    summary = {"weights": str(weights)}
+    if weights.suffix.lower() in (".onnx", ".xml"):
         from .runtime.backends import open_backend, precision_ran
 
         backend = open_backend(weights, precision=precision.value)
@@ -88,7 +92,7 @@ def info(weights: Optional[Path] = WeightsOpt, precision: Precision = PrecisionO
         model = load_model(weights)
         summary.update({"format": "torch", "model_precision": "fp32", "runs_in": "f32"})
     config = model.config
-    preset = next((name for name, p in PRESETS.items() if _same_architecture(p, config)), "custom")
+    preset = next((name for name, p in PRESETS.items() if same_layers(p, config, any_width=True)), "custom")
     summary.update({"preset": preset, "config": config.to_dict(), "params": count_parameters(model),
                     "input_size": config.input_size, "classes": list(CLASS_NAMES), "machine": machine_info()})
     table = Table(title=f"faceparse-edge model: {summary['weights']}", show_header=False)
@@ -103,12 +107,6 @@ def info(weights: Optional[Path] = WeightsOpt, precision: Precision = PrecisionO
     table.add_row("machine", describe(summary["machine"]))
     out.print(table)
     write_json(json_file, summary)
-
-
-def _same_architecture(a, b) -> bool:
-    skip = {"width", "input_size", "mean", "std"}
-    da, db = a.to_dict(), b.to_dict()
-    return all(da[k] == db[k] for k in da if k not in skip)
 
 
 @data_app.command("prepare")
@@ -200,7 +198,7 @@ def train(
                                           "config.yaml or `tune`'s best); options given here override it."),
     data: Path = typer.Option(..., help="Dataset directory (images/, masks/, splits/)."),
     out_dir: Path = typer.Option(Path("runs/train"), "--out", help="Run folder: checkpoints, metrics, curves, config.yaml."),
-    preset: str = typer.Option("edge", help="Model preset: edge (default) or seed (the reference design); the "
+    preset: str = typer.Option("edge", help="Model preset: edge (default), edge-hq (edge's layers at 384 px) or seed (the reference design); the "
                                "architecture options below override its values.", rich_help_panel="Model"),
     width: Optional[str] = typer.Option(None, help="Encoder width multiplier, or 'auto' to fill the parameter budget.", rich_help_panel="Model"),
     layers: Optional[int] = typer.Option(None, min=2, max=12, help="Encoder feature layers kept (of MobileNetV3-small's 12).", rich_help_panel="Model"),
@@ -212,7 +210,7 @@ def train(
     low_level_channels: Optional[int] = typer.Option(None, min=4, max=256, help="Channels of the projected stride-4 feature.", rich_help_panel="Model"),
     dropout: Optional[float] = typer.Option(None, min=0, max=0.9, help="Dropout before the classifier.", rich_help_panel="Model"),
     budget: int = typer.Option(2_000_000, min=1, help="Trainable parameter budget.", rich_help_panel="Model"),
-    imgsz: int = typer.Option(256, min=64, max=2048, callback=_multiple_of_32, help="Training and inference input size (a multiple of 32).", rich_help_panel="Model"),
+    imgsz: Optional[int] = typer.Option(None, min=64, max=2048, callback=_multiple_of_32, help="Training and inference input size (a multiple of 32); default: the preset's (edge 256, edge-hq 384).", rich_help_panel="Model"),
     flip: float = typer.Option(0.5, min=0, max=1, help="Probability of a mirror (left/right labels swapped).", rich_help_panel="Augmentation"),
     scale: float = typer.Option(1.25, min=1, max=4, help="Zoom range: 1/scale .. scale.", rich_help_panel="Augmentation"),
     rotate: float = typer.Option(15.0, min=0, max=180, help="Rotation range in degrees (+-).", rich_help_panel="Augmentation"),
@@ -237,6 +235,12 @@ def train(
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     workers: Optional[int] = typer.Option(None, min=0, max=64, help="DataLoader worker processes that decode and augment (0 = in the main process); default: 0 on CPU, where training needs every core (benchmarks/results/scaling.md), up to 4 on CUDA."),
     cache: str = typer.Option("auto", help="Training pairs decoded once into memory: auto (when under 2 GiB), ram, or none (streamed from disk)."),
+    balance: float = typer.Option(0.0, min=0, max=1, help="Class-balanced sampling: an image holding a class found in "
+                                  "a share s of the images, below this threshold t, is drawn sqrt(t / s) times as often "
+                                  "(repeat-factor sampling); 0 = off."),
+    init: Optional[str] = typer.Option(None, help="Start from these weights (the same architecture, any input size): a "
+                                       ".safetensors/.pt file or a shipped model's name. Fine-tuning, or a larger "
+                                       "--imgsz after a cheaper run."),
     train_split: str = typer.Option("train", help="Training split name."),
     val_split: str = typer.Option("val", help="Validation split name."),
     resume: bool = typer.Option(False, help="Continue the run in --out from its last checkpoint."),
@@ -250,7 +254,7 @@ def train(
     from .toolkit.run_config import architecture, resolved, train_config, with_data_stats, write_settings
     from .toolkit.train import train as run_training
 
-    check_outputs([config], [json_file], [out_dir])
+    check_outputs([config, init], [json_file], [out_dir])
     settings = {**{p.name: ctx.params[p.name] for p in ctx.command.params}, "epochs": epochs or (0 if resume else 60)}
     main_process = rank_and_world()[0] == 0  # under torchrun, rank 0 alone writes
     model_config = None
@@ -327,7 +331,7 @@ def tune(
 @app.command()
 def evaluate(
     data: Path = typer.Option(..., help="Dataset directory (images/, masks/, optional splits/)."),
-    weights: Optional[Path] = WeightsOpt,
+    model_name: Optional[str] = ModelOpt,
     split: Optional[str] = SplitOpt,
     tta: Tta = typer.Option(Tta.none, help="Test-time augmentation: none or flip (swaps left/right labels)."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
@@ -339,10 +343,13 @@ def evaluate(
     from .toolkit.data import list_samples, load_pair, resolve_split
     from .toolkit.plots import plot_confusion
 
+    from .weights import resolve_model
+
+    weights = resolve_model(model_name)
     check_outputs([weights], [confusion, json_file])
     split = resolve_split(data, split)
     samples = list_samples(data, split)
-    if weights is not None and weights.suffix.lower() in (".onnx", ".xml"):
+    if weights.suffix.lower() in (".onnx", ".xml"):
         from .runtime.backends import open_backend
 
         backend = open_backend(weights)
@@ -356,7 +363,7 @@ def evaluate(
         backend = torch_backend(model, resolve_device(device))
         size, mean, std = model.config.input_size, model.config.mean, model.config.std
     result, metrics = evaluate_backend(backend, samples, load_pair, size, mean, std, tta=tta == Tta.flip)
-    result.update({"data": str(data), "split": split, "tta": tta.value, "weights": str(weights or "default")})
+    result.update({"data": str(data), "split": split, "tta": tta.value, "weights": str(weights)})
     table = Table(title=f"{data}" + (f" [{split}]" if split else "") + f", {result['images']} images, TTA {tta.value}")
     table.add_column("class")
     table.add_column("IoU %", justify="right")
@@ -373,7 +380,7 @@ def evaluate(
 
 @app.command()
 def export(
-    weights: Optional[Path] = WeightsOpt,
+    model_name: Optional[str] = ModelOpt,
     fmt: str = typer.Option("onnx", "--format", "-f", help="onnx or openvino."),
     int8: bool = typer.Option(False, "--int8", help="Also write an INT8 model (ONNX Runtime QDQ or NNCF)."),
     data: Path = typer.Option(..., help="Labelled dataset: parity images, calibration and (with --max-drop) validation."),
@@ -391,6 +398,9 @@ def export(
 
     if max_drop is not None and (fmt != "openvino" or not int8):
         raise FaceparseError("--max-drop applies to --format openvino --int8")
+    from .weights import resolve_model
+
+    weights = resolve_model(model_name)
     check_outputs([weights, manifest], [json_file], [out_dir])
     rows = run_export(weights, fmt, int8, str(data), out_dir, imgsz, calib_size, manifest, max_drop,
                       int8_target=int8_target)
@@ -435,8 +445,12 @@ def calibrate(
 
 @app.command()
 def check(
-    models: Optional[list[Path]] = typer.Argument(None, help="Quantised models (.onnx / .xml); default: the shipped INT8 models."),
-    reference: Optional[Path] = typer.Option(None, help="FP32 reference model; default: the shipped FP32 ONNX."),
+    models: Optional[list[str]] = typer.Argument(None, help="Quantised models (.onnx / .xml files, or NAME-int8); "
+                                                 "default: the INT8 models shipped with --model."),
+    reference: Optional[str] = typer.Option(None, help="FP32 reference model (a file or a short name); default: "
+                                            "the FP32 ONNX shipped with --model."),
+    model_name: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="The shipped model whose FP32 and INT8 "
+                                   "models are checked by default: edge or edge-hq."),
     data: Path = typer.Option(..., help="Labelled dataset directory."),
     split: Optional[str] = SplitOpt,
     max_drop: float = typer.Option(1.0, min=0, help="Fail when any model loses more than this many mIoU points."),
@@ -448,11 +462,11 @@ def check(
     """Evaluate FP32 and quantised models with `evaluate`'s metrics; exit 1 if any drop exceeds --max-drop."""
     from .export.check import check as run_check
     from .toolkit.data import resolve_split
-    from .weights import DEFAULT_ONNX, shipped_int8_models
+    from .weights import resolve_model, shipped_int8_models
 
     split = resolve_split(data, split)
-    reference = reference or DEFAULT_ONNX
-    models = models or shipped_int8_models()
+    reference = resolve_model(reference or model_name, "onnxruntime")
+    models = [resolve_model(m, "onnxruntime") for m in models or []] or shipped_int8_models(model_name)
     check_outputs([reference, *models], [json_file])
     if not models:
         raise FaceparseError("no quantised models to check: name them or ship INT8 models")
@@ -473,8 +487,11 @@ def check(
 
 @app.command()
 def benchmark(
-    weights: Optional[Path] = WeightsOpt,
-    models_dir: Optional[Path] = typer.Option(None, "--models", help="Folder laid out like `export --out` (default: the shipped models)."),
+    model_names: list[str] = typer.Option([DEFAULT_MODEL], "--model", "-m", "--weights", "-w", help="Models to "
+                                          "compare (repeat the option): a shipped model's name (its torch weights "
+                                          "and exported models), or torch weights whose exports are in --models."),
+    models_dir: Optional[Path] = typer.Option(None, "--models", help="Folder laid out like `export --out`, for a "
+                                              "--model given as a file."),
     data: Path = typer.Option(..., help="Labelled dataset for the mIoU column."),
     split: Optional[str] = SplitOpt,
     threads: int = typer.Option(os.cpu_count() or 1, min=1, max=MAX_THREADS, help="Inference threads for every backend."),
@@ -485,15 +502,24 @@ def benchmark(
                                               "skipped where the CPU lacks them."),
     out_dir: Path = typer.Option(Path("benchmarks/results"), "--out", help="Where to save the table and chart."),
 ):
-    """PyTorch eager vs ONNX Runtime vs OpenVINO, FP32 and INT8, f32 and reduced execution: size, mIoU, latency, FPS."""
+    """PyTorch eager vs ONNX Runtime vs OpenVINO, FP32 and INT8, f32 and reduced execution, for one model or several:
+    size, mIoU, latency, FPS."""
     from .export.benchmark import benchmark as run_benchmark, save_results
     from .sysinfo import describe, machine_info
     from .toolkit.data import resolve_split
-    from .weights import WEIGHTS_DIR
+    from .weights import is_short_name, model_dir, resolve_model
 
-    check_outputs([weights], folders=[out_dir])
+    models = []
+    for name in model_names:
+        if is_short_name(name):
+            models.append((name, resolve_model(name), model_dir(name)))
+        elif models_dir is None:
+            raise FaceparseError(f"--model {name} is a file: give --models, the folder of its exported models")
+        else:
+            models.append((Path(name).stem, resolve_model(name), models_dir))
+    check_outputs([m[1] for m in models], folders=[out_dir])
     split = resolve_split(data, split)
-    rows = run_benchmark(weights, models_dir or WEIGHTS_DIR, str(data), split, threads, runs, rounds,
+    rows = run_benchmark(models, str(data), split, threads, runs, rounds,
                          executions=tuple(p.value for p in precision))
     machine = machine_info(threads)
     note = (f"Latency: batch 1 at the model's input size, after 10 warm-up runs, {rounds} interleaved rounds of "
@@ -501,22 +527,24 @@ def benchmark(
             f"mIoU on {data} [{split or 'all'}] at 512x512 ground truth, no TTA. Execution: the floating-point "
             f"precision the backend ran (OpenVINO INFERENCE_PRECISION_HINT, read back after compiling).")
     table = Table(title="faceparse-edge benchmark", caption=describe(machine))
-    for col in ("format", "precision", "execution", "status", "size MB", "mIoU", "p50 ms", "p90 ms", "FPS", "speed-up"):
-        table.add_column(col, justify="left" if col in ("format", "precision", "execution", "status") else "right")
+    for col in ("model", "format", "precision", "execution", "status", "size MB", "mIoU", "p50 ms", "p90 ms", "FPS", "speed-up"):
+        table.add_column(col, justify="left" if col in ("model", "format", "precision", "execution", "status") else "right")
     fmt = lambda v, f="{}": "-" if v is None else f.format(v)
     for r in rows:
-        table.add_row(r["format"], r["precision"], r["execution"], r["status"], fmt(r["size_mb"], "{:.2f}"), fmt(r["miou"], "{:.2f}"),
+        table.add_row(r["model"], r["format"], r["precision"], r["execution"], r["status"], fmt(r["size_mb"], "{:.2f}"), fmt(r["miou"], "{:.2f}"),
                       fmt(r.get("p50_ms")), fmt(r.get("p90_ms")), fmt(r.get("fps")), fmt(r.get("speedup_vs_eager"), "{}x"))
     out.print(table)
     for path in save_results(rows, out_dir, machine, note):
         console.print(f"wrote {path}")
     failed = [r for r in rows if r["status"].startswith("failed")]
     if failed:
-        raise FaceparseError(f"{len(failed)} of {len(rows)} benchmark rows failed (first: {failed[0]['format']} "
+        raise FaceparseError(f"{len(failed)} of {len(rows)} benchmark rows failed (first: {failed[0]['model']} {failed[0]['format']} "
                              f"{failed[0]['precision']}, {failed[0]['status']})")
 
 
-ModelOpt = typer.Option(None, "--model", "-m", help="ONNX (.onnx) or OpenVINO (.xml) model; default: the shipped model.")
+RuntimeModelOpt = typer.Option(None, "--model", "-m", help="A shipped model: edge (fast, the default) or edge-hq "
+                               "(accurate), NAME-int8 for its INT8 version (OpenVINO IR with --backend openvino, "
+                               "else ONNX); or a model file (.onnx, OpenVINO .xml).")
 BackendOpt = typer.Option("auto", help="auto (by file type), onnxruntime or openvino.")
 ThreadsOpt = typer.Option(0, min=0, max=MAX_THREADS, help="Inference threads (0 = backend default).")
 TtaOpt = typer.Option(True, "--tta/--no-tta", help="Flip test-time augmentation (swaps left/right labels).")
@@ -525,6 +553,12 @@ DetectEveryOpt = typer.Option(5, min=1, help="Run the face detector every N fram
 DetectorOpt = typer.Option("auto", help="Face detector: yunet (profile and small faces), haar (OpenCV, needs nothing "
                            "extra), auto (yunet where its wheel is installed, else haar).")
 SmoothingOpt = typer.Option(0.9, min=0, max=0.99, help="Weight of a still face's previous probabilities (moved with its motion; less as the face changes), 0 (off) to 0.99.")
+
+
+def _runtime_model(model_name: Optional[str], backend: str) -> Path:
+    from .weights import resolve_model
+
+    return resolve_model(model_name, backend)
 
 
 def _pipeline(model, backend, threads, tta, detect, precision, detector, detect_every=1, smoothing=0.0):
@@ -549,13 +583,14 @@ def video(
     source: str = typer.Argument(..., help="Video file or stream URL."),
     out_file: Optional[Path] = typer.Option(None, "--out", help="Write the annotated video here (.mp4)."),
     show: bool = typer.Option(True, "--show/--no-show", help="Show a live window."),
-    model: Optional[Path] = ModelOpt, backend: str = BackendOpt, threads: int = ThreadsOpt, tta: bool = TtaOpt,
+    model_name: Optional[str] = RuntimeModelOpt, backend: str = BackendOpt, threads: int = ThreadsOpt, tta: bool = TtaOpt,
     detect: bool = DetectOpt, detect_every: int = DetectEveryOpt, smoothing: float = SmoothingOpt,
     precision: Precision = PrecisionOpt, detector: str = DetectorOpt, json_file: Optional[Path] = JsonOpt,
 ):
     """Parse every face in a video file or stream; same frame count and rate out as in."""
     from .runtime.video import run_stream
 
+    model = _runtime_model(model_name, backend)
     check_outputs([source, model], [out_file, json_file])
     pipeline = _pipeline(model, backend, threads, tta, detect, precision, detector, detect_every, smoothing)
     summary = run_stream(pipeline, source, out_file, show=show)
@@ -574,7 +609,7 @@ def webcam(
     camera: int = typer.Option(0, min=0, help="Camera index."),
     save: Optional[Path] = typer.Option(None, help="Also record the annotated stream here (.mp4)."),
     show: bool = typer.Option(True, "--show/--no-show", help="Show a live window (q quits)."),
-    model: Optional[Path] = ModelOpt, backend: str = BackendOpt, threads: int = ThreadsOpt, tta: bool = TtaOpt,
+    model_name: Optional[str] = RuntimeModelOpt, backend: str = BackendOpt, threads: int = ThreadsOpt, tta: bool = TtaOpt,
     detect_every: int = DetectEveryOpt, smoothing: float = SmoothingOpt, precision: Precision = PrecisionOpt,
     detector: str = DetectorOpt,
     max_frames: Optional[int] = typer.Option(None, min=1, help="Stop after this many frames."),
@@ -583,6 +618,7 @@ def webcam(
     """Live face parsing from a webcam; q or Ctrl-C stops and finalises the saved file."""
     from .runtime.video import run_stream
 
+    model = _runtime_model(model_name, backend)
     check_outputs([model], [save, json_file])
     pipeline = _pipeline(model, backend, threads, tta, True, precision, detector, detect_every, smoothing)
     summary = run_stream(pipeline, camera, save, show=show, is_camera=True, max_frames=max_frames)
@@ -594,13 +630,14 @@ def webcam(
 def image(
     inputs: list[Path] = typer.Argument(..., help="Image files or folders of images."),
     out_dir: Path = typer.Option(Path("runs/image"), "--out", help="Where to write <name>.png labels and <name>_overlay.png."),
-    model: Optional[Path] = ModelOpt, backend: str = BackendOpt, threads: int = ThreadsOpt, tta: bool = TtaOpt,
+    model_name: Optional[str] = RuntimeModelOpt, backend: str = BackendOpt, threads: int = ThreadsOpt, tta: bool = TtaOpt,
     detect: bool = DetectOpt, precision: Precision = PrecisionOpt, detector: str = DetectorOpt,
     json_file: Optional[Path] = JsonOpt,
 ):
     """Parse faces in images: a palette label PNG (class ids, input resolution) and an overlay per input."""
     from .runtime.images import parse_images, plan_outputs
 
+    model = _runtime_model(model_name, backend)
     plan = plan_outputs(inputs, out_dir, protect=[model], also_written=[json_file])
     records, errors = parse_images(_pipeline(model, backend, threads, tta, detect, precision, detector), plan)
     for r in records:

@@ -4,11 +4,14 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 from safetensors.torch import save_file
 
-from faceparse_edge.weights import DEFAULT_WEIGHTS
+from faceparse_edge.weights import resolve_model
+
+DEFAULT_WEIGHTS = resolve_model(None)  # the default model's torch weights
 
 from .conftest import make_dataset
 
@@ -101,3 +104,20 @@ def test_checkpoint_of_another_configuration_is_rejected(tmp_path):
     other = tmp_path / "other.safetensors"
     save_file(load_file(str(DEFAULT_WEIGHTS)), str(other), metadata={**metadata, "config": json.dumps(config)})
     assert_one_line_error(cli("info", "--weights", other), "do not match their model config")
+
+
+def test_shipped_models_are_chosen_by_short_name_on_every_command(tmp_path):
+    from faceparse_edge.weights import model_dir, resolve_model
+
+    edge = model_dir("edge")
+    assert resolve_model(None) == resolve_model("edge") == edge / "weights.safetensors"
+    assert resolve_model("edge", "onnxruntime") == resolve_model("edge", "auto") == edge / "faceparse-edge.onnx"
+    assert resolve_model("edge-int8") == edge / "faceparse-edge-int8.onnx"  # INT8: no torch weights
+    assert resolve_model("edge-int8", "openvino") == edge / "openvino" / "faceparse-edge-int8.xml"
+    assert resolve_model("runs/x.onnx") == Path("runs/x.onnx")  # a path stays a path
+    result = cli("info", "-m", "edge-int8", "--json", tmp_path / "i.json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "i.json").read_text())["format"] == "onnxruntime"
+    assert_one_line_error(cli("info", "-m", "edgy"), "no model file or shipped model named 'edgy' (shipped: edge, edge-int8")
+    assert_one_line_error(cli("export", "-m", "edge-int8", "--data", tmp_path), "is an exported model; this needs torch weights")
+    assert_one_line_error(cli("check", "-m", "edge-int8", "--data", tmp_path), "unknown model 'edge-int8': the shipped models are edge")

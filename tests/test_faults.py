@@ -9,7 +9,9 @@ import pytest
 from PIL import Image
 
 from faceparse_edge.fileio import read_image
-from faceparse_edge.weights import DEFAULT_ONNX
+from faceparse_edge.weights import model_dir, resolve_model
+
+DEFAULT_ONNX = resolve_model(None, "onnxruntime")
 
 from .conftest import SHARED
 from .test_cli import assert_one_line_error, cli
@@ -117,7 +119,6 @@ def workspace(tmp_path_factory):
     import cv2
 
     from faceparse_edge.fileio import write_label_png
-    from faceparse_edge.weights import DEFAULT_WEIGHTS
 
     from .conftest import make_dataset
 
@@ -130,7 +131,7 @@ def workspace(tmp_path_factory):
     (root / "zero.pt").write_bytes(b"")
     (root / "run" / "last.pt").parent.mkdir()
     (root / "run" / "last.pt").write_bytes(b"")
-    raw = DEFAULT_WEIGHTS.read_bytes()
+    raw = resolve_model(None).read_bytes()
     (root / "trunc.pt").write_bytes(raw[: len(raw) // 2])
     (root / "trunc.safetensors").write_bytes(raw[:3000])
     n = struct.unpack("<Q", raw[:8])[0]
@@ -198,9 +199,11 @@ def test_bad_inputs_to_every_command(workspace, command, args, fragment):
 
 
 def test_benchmark_with_a_broken_model_fails_after_saving_its_table(workspace, tmp_path):
-    result = cli("benchmark", "--weights", workspace / "zero.pt", "--data", workspace / "data", "--runs", "1",
-                 "--rounds", "1", "--out", tmp_path)
-    assert_one_line_error(result, "benchmark rows failed (first: PyTorch eager fp32, failed: checkpoint")
+    assert_one_line_error(cli("benchmark", "--model", workspace / "zero.pt", "--data", workspace / "data"),
+                          "is a file: give --models, the folder of its exported models")
+    result = cli("benchmark", "--model", workspace / "zero.pt", "--models", model_dir(), "--data", workspace / "data",
+                 "--runs", "1", "--rounds", "1", "--out", tmp_path)
+    assert_one_line_error(result, "benchmark rows failed (first: zero PyTorch eager fp32, failed: checkpoint")
     rows = json.loads((tmp_path / "benchmark.json").read_text())["rows"]
     assert [r["status"] for r in rows if r["execution"] == "f32"].count("ok") == 4  # the others still measured
 

@@ -19,12 +19,13 @@ from faceparse_edge.export.quantize import quantize_onnx, resolve_int8_target
 from faceparse_edge.runtime.backends import check_execution_precision, open_backend, precision_ran
 from faceparse_edge.sysinfo import describe, has_vnni, inference_flags, machine_info
 from faceparse_edge.toolkit.data import list_samples, resolve_split
-from faceparse_edge.weights import DEFAULT_ONNX, WEIGHTS_DIR
+from faceparse_edge.weights import model_dir, resolve_model
 
 from .conftest import make_dataset
 from .test_cli import assert_one_line_error, cli
 
-FP32_IR = WEIGHTS_DIR / "openvino" / "faceparse-edge.xml"
+DEFAULT_ONNX = resolve_model("edge", "onnxruntime")
+FP32_IR = resolve_model("edge", "openvino")
 CAPABILITIES = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
@@ -91,7 +92,7 @@ def test_int8_targets_use_7_bit_weights_without_vnni_and_8_bit_with_it(celeba_mi
 
 
 def test_precision_is_reported_in_info_and_stream_json(tmp_path):
-    result = cli("info", "--weights", WEIGHTS_DIR / "openvino" / "faceparse-edge-int8.xml", "--json", tmp_path / "i.json")
+    result = cli("info", "--model", resolve_model("edge-int8", "openvino"), "--json", tmp_path / "i.json")
     assert result.returncode == 0, result.stderr
     summary = json.loads((tmp_path / "i.json").read_text())
     assert (summary["format"], summary["model_precision"], summary["runs_in"]) == ("openvino", "int8", "int8+f32")
@@ -114,8 +115,9 @@ def test_check_evaluate_and_benchmark_use_all_pairs_of_a_dataset_without_splits(
 
 def test_benchmark_rows_name_their_execution_precision_and_the_table_its_cpu(tmp_path):
     data = make_dataset(tmp_path / "d", n=2)
-    rows = benchmark(None, WEIGHTS_DIR, str(data), None, threads=1, runs=2, rounds=1, warmup=1,
-                     executions=("f32", "bf16"))
+    rows = benchmark([("edge", resolve_model("edge"), model_dir())], str(data), None, threads=1, runs=2, rounds=1,
+                     warmup=1, executions=("f32", "bf16"))
+    assert {r["model"] for r in rows} == {"edge"}
     assert [(r["format"], r["precision"], r["execution"]) for r in rows] == [
         ("PyTorch eager", "fp32", "f32"), ("ONNX Runtime", "fp32", "f32"), ("ONNX Runtime", "int8", "f32"),
         ("OpenVINO", "fp32", "f32"), ("OpenVINO", "int8", "f32"), ("OpenVINO", "fp32", "bf16"),

@@ -105,3 +105,42 @@ def test_early_stopping_ends_a_run_that_stops_improving(tiny_dataset, tmp_path, 
         {"miou": next(scores), "f_measure": 0.0, "pixel_acc": 0.0}, None))
     summary = train(_cfg(tiny_dataset, tmp_path / "stop", epochs=6, patience=2), TINY)
     assert summary["epochs"] == 4 and summary["best_miou"] == 50.0
+
+
+def test_repeat_factors_draw_images_with_rare_classes_more_often():
+    from faceparse_edge.toolkit.dataset import EpochSampler, repeat_factors
+
+    present = np.zeros((10, 3), bool)
+    present[:, 0] = True  # in every image
+    present[:5, 1] = True  # in half
+    present[0, 2] = True  # in one image of ten
+    factors = repeat_factors(present, threshold=0.4)
+    assert factors[0] == pytest.approx(2.0) and factors[1] == 1.0 and factors[9] == 1.0  # sqrt(0.4 / 0.1); 0.5 > 0.4
+    assert np.array_equal(repeat_factors(present, 0.0), np.ones(10))
+
+    def draws(rank=0, world=1, epoch=0):
+        sampler = EpochSampler(list(range(10)), factors, num_replicas=world, rank=rank, seed=1, drop_last=True)
+        sampler.set_epoch(epoch)
+        return [index for _, index in sampler]
+
+    counts = np.bincount([i for epoch in range(2000) for i in draws(epoch=epoch)], minlength=10)
+    assert counts.sum() == 20_000  # an epoch is as long as a plain one
+    assert counts[0] / counts[1:].mean() == pytest.approx(2.0, rel=0.1)
+    assert draws(epoch=3) == draws(epoch=3) != draws(epoch=4)  # seeded by the epoch
+    halves = draws(0, 2, 5), draws(1, 2, 5)
+    assert len(halves[0]) == len(halves[1]) == 5 and sorted(halves[0] + halves[1]) == sorted(draws(epoch=5))
+
+
+def test_balanced_training_runs_and_init_starts_from_trained_weights(tiny_dataset, tmp_path):
+    train(_cfg(tiny_dataset, tmp_path / "first", epochs=1, balance=0.5), TINY)
+    first = load_model(tmp_path / "first" / "best.safetensors")
+    # A larger input size from the same weights: with no learning rate, the weights stay as they were
+    train(_cfg(tiny_dataset, tmp_path / "bigger", epochs=1, lr=1e-12, weight_decay=0,
+               init=str(tmp_path / "first" / "best.safetensors")), replace(TINY, input_size=64))
+    bigger = load_model(tmp_path / "bigger" / "best.safetensors")
+    assert bigger.config.input_size == 64
+    conv = "classifier.weight"
+    assert np.allclose(bigger.state_dict()[conv].numpy(), first.state_dict()[conv].numpy(), atol=1e-6)
+    with pytest.raises(FaceparseError, match="another architecture"):
+        train(_cfg(tiny_dataset, tmp_path / "other", init=str(tmp_path / "first" / "best.safetensors")),
+              replace(TINY, aspp_channels=24))

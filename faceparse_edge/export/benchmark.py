@@ -18,7 +18,6 @@ from ..errors import FaceparseError, first_line
 from ..fileio import atomic_path, write_text_atomic
 from ..runtime.backends import model_size_mb
 from ..sysinfo import describe
-from ..weights import DEFAULT_WEIGHTS
 
 FORMATS = (  # name, precision, file relative to the models folder (None: the torch model)
     ("PyTorch eager", "fp32", None),
@@ -59,19 +58,22 @@ def latency_ms(backend, x: np.ndarray, runs: int) -> list[float]:
     return times
 
 
-def benchmark(weights, models_dir: Path, data: str, split: str | None, threads: int, runs: int = 30,
+def benchmark(models: list[tuple[str, Path, Path]], data: str, split: str | None, threads: int, runs: int = 30,
               rounds: int = 3, warmup: int = 10, eval_images: int | None = None,
               executions: tuple = ("f32",)) -> list[dict]:
-    """One row per format and execution precision; reduced precisions the CPU lacks are 'skipped' rows."""
+    """One row per model, format and execution precision; reduced precisions the CPU lacks are
+    'skipped' rows. `models`: (label, torch weights, folder laid out like `export --out`) each;
+    the latency rounds interleave every model's formats."""
     from ..evaluation import evaluate_backend
     from ..runtime.backends import check_execution_precision, open_backend, openvino_capabilities
     from ..toolkit.data import list_samples, load_pair
 
     samples = list_samples(data, split)[:eval_images]
     rows, runners = [], []
-    for name, precision, rel, execution in _rows_to_run(executions):
-        row = {"format": name, "precision": precision, "execution": execution, "status": "ok", "size_mb": None,
-               "miou": None}
+    for (label, weights, models_dir), (name, precision, rel, execution) in (
+            (m, r) for m in models for r in _rows_to_run(executions)):
+        row = {"model": label, "format": name, "precision": precision, "execution": execution, "status": "ok",
+               "size_mb": None, "miou": None}
         rows.append(row)
         if execution != "f32":
             try:
@@ -82,14 +84,14 @@ def benchmark(weights, models_dir: Path, data: str, split: str | None, threads: 
         try:
             if rel is None:
                 backend, size, mean, std = _torch_backend(weights, threads)
-                row["size_mb"] = round(model_size_mb(weights or DEFAULT_WEIGHTS), 3)
+                row["size_mb"] = round(model_size_mb(weights), 3)
             else:
                 path = Path(models_dir) / rel
                 backend = open_backend(path, threads=threads, precision=execution)
                 size, mean, std = backend.info.input_size, backend.info.mean, backend.info.std
                 row["size_mb"] = round(model_size_mb(path), 3)
             result, _ = evaluate_backend(backend, samples, load_pair, size, mean, std,
-                                         description=f"{name} {precision} ({execution})")
+                                         description=f"{label} {name} {precision} ({execution})")
             row["miou"] = round(result["miou"], 2)
             runners.append((row, backend, np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32)))
         except FaceparseError as exc:  # a missing or broken format is a row, not the end of the benchmark
@@ -105,14 +107,15 @@ def benchmark(weights, models_dir: Path, data: str, split: str | None, threads: 
         row["p50_ms"] = round(float(np.percentile(times, 50)), 2)
         row["p90_ms"] = round(float(np.percentile(times, 90)), 2)
         row["fps"] = round(1000 / row["p50_ms"], 1)
-    eager = rows[0].get("p50_ms")
+    eager = {r["model"]: r.get("p50_ms") for r in rows if r["format"] == "PyTorch eager"}
     for row in rows:
         row["threads"] = threads
-        row["speedup_vs_eager"] = round(eager / row["p50_ms"], 2) if eager and row.get("p50_ms") else None
+        base = eager[row["model"]]
+        row["speedup_vs_eager"] = round(base / row["p50_ms"], 2) if base and row.get("p50_ms") else None
     return rows
 
 
-COLUMNS = ("format", "precision", "execution", "status", "size_mb", "miou", "p50_ms", "p90_ms", "fps", "speedup_vs_eager", "threads")
+COLUMNS = ("model", "format", "precision", "execution", "status", "size_mb", "miou", "p50_ms", "p90_ms", "fps", "speedup_vs_eager", "threads")
 
 
 def to_markdown(rows, machine: dict, note: str) -> str:
@@ -140,13 +143,14 @@ def _plot(rows, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(8, 5))
+    colors = {}  # one colour per model
     for r in rows:
         if r.get("p50_ms") is None or r.get("miou") is None:
             continue
         marker = "o" if r["precision"] == "fp32" else "s"
-        ax.scatter(r["p50_ms"], r["miou"], s=60, marker=marker)
-        ax.annotate(f"{r['format']} {r['precision']}" + (f" ({r['execution']})" if r["execution"] != "f32" else ""), (r["p50_ms"], r["miou"]), textcoords="offset points",
+        ax.scatter(r["p50_ms"], r["miou"], s=60, marker=marker, color=colors.setdefault(r["model"], f"C{len(colors)}"))
+        ax.annotate(f"{r['model']}: {r['format']} {r['precision']}" + (f" ({r['execution']})" if r["execution"] != "f32" else ""), (r["p50_ms"], r["miou"]), textcoords="offset points",
                     xytext=(6, 4), fontsize=8)
     ax.set(xlabel="latency p50, batch 1 (ms)", ylabel="val mIoU (%)", title="faceparse-edge: latency vs accuracy")
     ax.margins(x=0.2, y=0.15)  # room for the labels

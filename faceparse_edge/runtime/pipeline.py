@@ -17,7 +17,7 @@ import numpy as np
 from ..classes import CLASS_NAMES
 from ..errors import FaceparseError
 from ..parsing import labels_at, predict_probs, preprocess
-from ..weights import DEFAULT_ONNX
+from ..weights import resolve_model
 from . import align
 from .backends import open_backend, precision_ran
 from .faces import CropRule, FaceTracker, make_detector, rule_file
@@ -44,7 +44,7 @@ class Pipeline:
     def __init__(self, model: str | Path | None = None, backend: str = "auto", threads: int = 0, tta: bool = True,
                  detect: bool = True, detect_every: int = 5, smoothing: float = 0.9, rule: CropRule | None = None,
                  precision: str = "f32", detector: str = "auto"):
-        self.backend = open_backend(model or DEFAULT_ONNX, backend, threads, precision)
+        self.backend = open_backend(resolve_model(model, backend), backend, threads, precision)
         self.info = self.backend.info
         self.precision = precision_ran(self.backend)
         self.engine = f"{self.backend.name} {self.precision}"  # for the HUD: what runs, and in what precision

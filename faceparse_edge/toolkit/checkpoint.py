@@ -7,7 +7,7 @@ import torch
 
 from ..errors import FaceparseError, first_line
 from ..fileio import atomic_path
-from ..weights import DEFAULT_WEIGHTS
+from ..weights import resolve_model
 from .model import FaceParser, ModelConfig, build_model
 
 FORMAT_TAG = "faceparse-edge"
@@ -64,8 +64,11 @@ def _read_safetensors(path: Path) -> tuple[dict, dict]:
 
 
 def load_model(path: str | Path | None = None) -> FaceParser:
-    """Rebuild a model from a .safetensors export or a training checkpoint (.pt); None: the default model."""
-    path = Path(path) if path else DEFAULT_WEIGHTS
+    """Rebuild a model from a .safetensors export or a training checkpoint (.pt); a shipped
+    model's short name or None (the default model) load its torch weights."""
+    path = resolve_model(path)
+    if path.suffix.lower() in (".onnx", ".xml"):
+        raise FaceparseError(f"{path} is an exported model; this needs torch weights (.safetensors or a .pt checkpoint)")
     if not path.is_file():
         raise FaceparseError(f"weights not found: {path}")
     if path.suffix == ".safetensors":

@@ -57,6 +57,11 @@ class FaceParsingDataset(Dataset):
         x = (image.transpose(2, 0, 1).astype(np.float32) - self.mean) / self.std
         return torch.from_numpy(x), torch.from_numpy(mask.astype(np.int64))
 
+    def classes_present(self, num_classes: int) -> np.ndarray:
+        """(images, classes) booleans: which classes each training mask holds."""
+        masks = self.cached[1] if self.cached else (self._load(i)[1] for i in range(len(self)))
+        return np.stack([np.bincount(m.ravel(), minlength=num_classes) > 0 for m in masks])
+
     def class_pixel_counts(self, num_classes: int) -> np.ndarray:
         """Pixels per class over the (resized) set: the weights of the `wce` loss."""
         if self.cached:
@@ -65,11 +70,33 @@ class FaceParsingDataset(Dataset):
         return sum(np.bincount(self._load(i)[1].ravel(), minlength=num_classes) for i in picked)
 
 
+def repeat_factors(present: np.ndarray, threshold: float) -> np.ndarray:
+    """Repeat-factor sampling (Gupta et al., LVIS 2019): a class in a fraction f of the images gets
+    max(1, sqrt(threshold / f)), and each image the largest factor of the classes it holds."""
+    share = np.maximum(present.mean(0), 1e-12)
+    per_class = np.maximum(1.0, np.sqrt(threshold / share))
+    return np.where(present, per_class, 1.0).max(1)
+
+
 class EpochSampler(DistributedSampler):
-    """DistributedSampler yielding (epoch, index): the epoch reaches workers that outlive it."""
+    """DistributedSampler yielding (epoch, index): the epoch reaches workers that outlive it.
+
+    With `weights`, each epoch draws as many images as a plain one, with replacement, each in
+    proportion to its weight (the same draw on every process; each takes its share).
+    """
+
+    def __init__(self, dataset, weights: np.ndarray | None = None, **kwargs):
+        super().__init__(dataset, **kwargs)
+        self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.double)
 
     def __iter__(self):
-        return ((self.epoch, index) for index in super().__iter__())
+        if self.weights is None:
+            indices = super().__iter__()
+        else:
+            generator = torch.Generator().manual_seed(self.seed + self.epoch)
+            drawn = torch.multinomial(self.weights, self.total_size, replacement=True, generator=generator).tolist()
+            indices = drawn[self.rank:self.total_size:self.num_replicas]
+        return ((self.epoch, index) for index in indices)
 
 
 def _worker_init(_):
@@ -80,13 +107,14 @@ def _worker_init(_):
 
 
 def make_loader(dataset: FaceParsingDataset, batch_size: int, workers: int, seed: int,
-                rank: int = 0, world: int = 1) -> tuple[DataLoader, EpochSampler]:
+                rank: int = 0, world: int = 1, weights: np.ndarray | None = None) -> tuple[DataLoader, EpochSampler]:
     """Shuffled batches of `batch_size` per process; the last partial batch is dropped (BatchNorm).
 
     One sampler for one process and for DDP alike: each of `world` processes takes its share.
-    Call `sampler.set_epoch(epoch)` before each epoch.
+    `weights`: draw images in proportion to them (see EpochSampler). Call
+    `sampler.set_epoch(epoch)` before each epoch.
     """
-    sampler = EpochSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True)
+    sampler = EpochSampler(dataset, weights, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True)
     context = None
     if workers:
         methods = multiprocessing.get_all_start_methods()

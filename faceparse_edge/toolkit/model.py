@@ -77,9 +77,12 @@ PRESETS = {
     # pixels wide at 256) survive; ASPP rates suit the 16x16 grid of a 256 input.
     "edge": ModelConfig(
         layers=9, width=1.25, output_stride=16, aspp_channels=128, aspp_rate_base=2, aspp_depth=3,
-        dropout=0.1, decoder_channels=64, low_level_channels=24,
+        dropout=0.1, decoder_channels=64, low_level_channels=24, input_size=256,
     ),
 }
+# The accurate model: eyes, brows and earrings are a few pixels wide at 256; edge's layers at 384
+# start from edge's weights (`train --preset edge-hq --init edge`), see MODEL_CARD.md.
+PRESETS["edge-hq"] = replace(PRESETS["edge"], input_size=384)
 DEFAULT_PRESET = "edge"
 
 
@@ -272,6 +275,13 @@ def fit_width(config: ModelConfig, budget: int = PARAM_BUDGET, low: float = 0.25
         mid = (low + high) / 2
         low, high = (mid, high) if params(mid) <= budget else (low, mid)
     return replace(config, width=math.floor(low * 1000) / 1000)
+
+
+def same_layers(a: ModelConfig, b: ModelConfig, any_width: bool = False) -> bool:
+    """Whether two configs build the same layers (whatever their input size and normalisation,
+    and width with `any_width`): one's weights load into the other."""
+    skip = {"input_size", "mean", "std"} | ({"width"} if any_width else set())
+    return {k: v for k, v in a.to_dict().items() if k not in skip} == {k: v for k, v in b.to_dict().items() if k not in skip}
 
 
 def build_model(config: ModelConfig, budget: int = PARAM_BUDGET) -> FaceParser:

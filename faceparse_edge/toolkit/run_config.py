@@ -67,7 +67,7 @@ def architecture(settings: dict) -> tuple[ModelConfig, int]:
     if preset not in PRESETS:
         raise FaceparseError(f"unknown preset '{preset}'; choose from {', '.join(PRESETS)}")
     overrides = {field: settings[option] for option, field in MODEL_OPTIONS.items() if settings.get(option) is not None}
-    config = replace(PRESETS[preset], input_size=settings["imgsz"], **overrides)
+    config = replace(PRESETS[preset], input_size=settings["imgsz"] or PRESETS[preset].input_size, **overrides)
     if width == "auto":
         config = fit_width(config, settings["budget"])
     elif width is not None:
@@ -97,7 +97,7 @@ def train_config(settings: dict) -> TrainConfig:
         scheduler=settings["scheduler"], warmup_epochs=settings["warmup"], loss=settings["loss"],
         lovasz_pixels=settings["lovasz_pixels"], patience=settings["patience"], seed=settings["seed"],
         device=settings["device"], fix_left_right=settings["fix_left_right"], workers=settings["workers"],
-        cache=settings["cache"], augment=augment,
+        cache=settings["cache"], balance=settings["balance"], init=settings["init"], augment=augment,
     )
 
 

@@ -18,13 +18,13 @@ from ..errors import FaceparseError
 from ..fileio import write_text_atomic
 from ..progress import console, progress_bar
 from .augment import AugmentConfig, Augmenter
-from .checkpoint import FORMAT_TAG, load_checkpoint, save_checkpoint, save_weights
-from .dataset import CACHE_CHOICES, FaceParsingDataset, make_loader
+from .checkpoint import FORMAT_TAG, load_checkpoint, load_model, save_checkpoint, save_weights
+from .dataset import CACHE_CHOICES, FaceParsingDataset, make_loader, repeat_factors
 from .data import list_samples
 from .distributed import from_rank0, process_group, rank_and_world
 from .evaluate import evaluate_model
 from .losses import CombinedLoss
-from .model import ModelConfig, build_model, count_parameters
+from .model import ModelConfig, build_model, count_parameters, same_layers
 from .plots import plot_curves
 from .schedule import WarmupSchedule
 
@@ -56,6 +56,8 @@ class TrainConfig:
     device: str = "auto"
     workers: int | None = None  # DataLoader worker processes (decoding, augmentation); None: 0 on CPU, up to 4 on CUDA
     cache: str = "auto"  # decoded training pairs in memory: auto (if under 2 GiB), ram or none
+    balance: float = 0.0  # repeat-factor sampling threshold: images with rarer classes drawn more often; 0 = off
+    init: str | None = None  # start from these weights (same architecture; a file or a shipped model's name)
     augment: dict = field(default_factory=lambda: asdict(AugmentConfig()))
 
 
@@ -85,6 +87,16 @@ def _write_history(out: Path, history: list[dict]) -> None:
     writer.writeheader()
     writer.writerows(history)
     write_text_atomic(out / "metrics.csv", buf.getvalue())
+
+
+def _load_init(model, init: str) -> None:
+    """Start from trained weights of the same architecture (any input size): fine-tuning, or
+    training at a larger size after a cheaper one."""
+    source = load_model(init)
+    if not same_layers(source.config, model.config):
+        raise FaceparseError(f"--init {init} is another architecture than this run's; "
+                             "its layers, width and channels must match")
+    model.load_state_dict(source.state_dict())
 
 
 def train(cfg: TrainConfig, model_config: ModelConfig | None, resume: bool = False,
@@ -132,12 +144,16 @@ def _train(cfg: TrainConfig, model_config: ModelConfig, state: dict | None, devi
                                  Augmenter(AugmentConfig(**cfg.augment)), cfg.seed, cfg.fix_left_right, cfg.cache)
     # On CPU, workers take cores from training (benchmarks/results/scaling.md); a GPU leaves them free.
     workers = cfg.workers if cfg.workers is not None else min(4, os.cpu_count() or 1) if device.startswith("cuda") else 0
-    loader, sampler = make_loader(dataset, cfg.batch_size // world, workers, cfg.seed, rank, world)
+    weights = repeat_factors(dataset.classes_present(NUM_CLASSES), cfg.balance) if cfg.balance else None
+    loader, sampler = make_loader(dataset, cfg.batch_size // world, workers, cfg.seed, rank, world, weights)
     steps_per_epoch = len(loader)
     if steps_per_epoch == 0:
         raise FaceparseError(f"batch size {cfg.batch_size} is larger than the {len(dataset)} training images")
 
-    model = build_model(model_config).to(device)
+    model = build_model(model_config)
+    if cfg.init and state is None:
+        _load_init(model, cfg.init)
+    model = model.to(device)
     loss_fn = CombinedLoss(cfg.loss, dataset.class_pixel_counts(NUM_CLASSES) if "wce" in cfg.loss else None,
                            cfg.lovasz_pixels).to(device)
     if cfg.optimizer not in OPTIMIZERS:
