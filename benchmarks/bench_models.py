@@ -1,0 +1,63 @@
+"""End-to-end video speed of the shipped models side by side: the live runtime's frame rate
+with flip TTA on the shared video, for `edge` (the default) and `edge-hq`.
+
+    python benchmarks/bench_models.py
+
+Each model runs the whole pipeline (decode, detect every 5 frames, track, align, parse with
+flip TTA, smooth, draw, write) `--repeats` times, the models interleaved so that machine
+noise spreads over both; the table gives the median FPS over all frames and over the frames
+with exactly one face (the goal: the default model at 30 FPS or more there). Writes
+benchmarks/results/models_video.{md,json}. Not a test.
+"""
+
+import argparse
+import json
+import statistics
+import tempfile
+from pathlib import Path
+
+from faceparse_edge.fileio import write_text_atomic
+from faceparse_edge.runtime.pipeline import Pipeline
+from faceparse_edge.runtime.video import run_stream
+from faceparse_edge.sysinfo import describe, machine_info
+from faceparse_edge.weights import MODELS
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--video", default="../shared/media/short_hamilton_clip.mp4")
+    parser.add_argument("--models", nargs="+", default=list(MODELS))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    out = Path(tempfile.mkdtemp()) / "out.mp4"
+    runs, sizes = {name: [] for name in args.models}, {}
+    for _ in range(args.repeats):
+        for name in args.models:
+            pipeline = Pipeline(name, threads=args.threads, tta=True, detect_every=5, smoothing=0.9)
+            sizes[name] = pipeline.info.input_size
+            runs[name].append(run_stream(pipeline, args.video, out))
+            print(name, runs[name][-1]["fps"], runs[name][-1]["fps_by_faces"].get("1"), flush=True)
+    rows = [{"model": name, "input_size": sizes[name],
+             "fps_median": statistics.median(r["fps"] for r in rs),
+             "fps_one_face_median": statistics.median(r["fps_by_faces"]["1"] for r in rs),
+             "fps_runs": [r["fps"] for r in rs], "infer_ms_median": statistics.median(r["ms"]["infer"] for r in rs),
+             "frames": rs[0]["frames"], "frames_by_faces": rs[0]["frames_by_faces"]} for name, rs in runs.items()]
+    machine = machine_info(args.threads)
+    md = [f"# Shipped models on {Path(args.video).name}, end to end\n", f"Machine: {describe(machine)}\n",
+          f"Flip TTA on, {args.threads} threads, detector every 5 frames, smoothing 0.9 (the `video` defaults), "
+          f"ONNX Runtime FP32; median of {args.repeats} interleaved runs. Command: `python benchmarks/bench_models.py`.\n",
+          "| model | input | FPS, all frames | FPS, frames with one face | infer ms/frame | runs (FPS) |",
+          "|---|---|---|---|---|---|"]
+    md += [f"| {r['model']} | {r['input_size']} | {r['fps_median']:.2f} | {r['fps_one_face_median']:.2f} | "
+           f"{r['infer_ms_median']:.2f} | {', '.join(f'{v:.2f}' for v in r['fps_runs'])} |" for r in rows]
+    write_text_atomic(RESULTS / "models_video.md", "\n".join(md) + "\n")
+    write_text_atomic(RESULTS / "models_video.json", json.dumps({"machine": machine, "rows": rows}, indent=2))
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
