@@ -196,7 +196,7 @@ def train(
     config: Optional[Path] = typer.Option(None, "--config", is_eager=True, callback=_apply_config,
                                           help="Settings file (YAML/JSON, keys = these options' names, e.g. a run's "
                                           "config.yaml or `tune`'s best); options given here override it."),
-    data: Path = typer.Option(..., help="Dataset directory (images/, masks/, splits/)."),
+    data: Optional[Path] = typer.Option(None, help="Dataset directory (images/, masks/, splits/); with --resume, the run's own."),
     out_dir: Path = typer.Option(Path("runs/train"), "--out", help="Run folder: checkpoints, metrics, curves, config.yaml."),
     preset: str = typer.Option("edge", help="Model preset: edge (default), edge-hq (edge's layers at 384 px) or seed (the reference design); the "
                                "architecture options below override its values.", rich_help_panel="Model"),
@@ -254,6 +254,12 @@ def train(
     from .toolkit.run_config import architecture, resolved, train_config, with_data_stats, write_settings
     from .toolkit.train import train as run_training
 
+    if data is None and not resume:
+        raise FaceparseError("train needs --data (or --config with a data setting, or --resume)")
+    if init is not None:
+        from .weights import resolve_model
+
+        resolve_model(init)  # a mistyped name fails before any work
     check_outputs([config, init], [json_file], [out_dir])
     settings = {**{p.name: ctx.params[p.name] for p in ctx.command.params}, "epochs": epochs or (0 if resume else 60)}
     main_process = rank_and_world()[0] == 0  # under torchrun, rank 0 alone writes
