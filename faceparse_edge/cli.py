@@ -298,6 +298,7 @@ def tune(
 ):
     """Bayesian hyper-parameter search (Optuna TPE) over `train`'s settings; run it on several machines at once
     against one --storage to share a study."""
+    from .toolkit.model import PRESETS
     from .toolkit.run_config import read_settings
     from .toolkit.tune import NOT_TUNABLE, DEFAULT_SPACE, check_space, open_study, run_worker, save_results, trial_rows
 
@@ -305,7 +306,9 @@ def tune(
     train_command = typer.main.get_command(app).commands["train"]
     defaults = {p.name: p.default for p in train_command.params}
     settings = {**defaults, **(read_settings(config, known=set(defaults)) if config else {})}
-    full = {"epochs": settings["epochs"] or 60, "imgsz": settings["imgsz"]}  # best.yaml: a full run, not the proxy
+    preset = PRESETS.get(settings["preset"])  # (an unknown preset fails in the first trial)
+    full = {"epochs": settings["epochs"] or 60,  # best.yaml: a full run, not the proxy
+            "imgsz": settings["imgsz"] or (preset.input_size if preset else None)}
     settings.update(data=str(data), imgsz=imgsz, epochs=epochs, budget=budget, resume=False)
     if workers is not None:
         settings["workers"] = workers
