@@ -5,8 +5,8 @@
 1. ONNX Runtime weight settings on this CPU: U8S8 full range (the `vnni` export target),
    U8S8 with reduce_range (the `avx2` target), U8U8, beside FP32 and OpenVINO INT8:
    mIoU delta, argmax agreement with FP32, and batch-1 latency (median of interleaved rounds).
-   Results go to benchmarks/results/int8_<avx2|vnni>.{md,json} with the CPU's flags, so runs
-   on both kinds of CPU sit side by side.
+   Results go to benchmarks/results/<avx2|vnni|amx>/int8.{md,json} with the CPU's flags, so
+   runs on each kind of CPU sit side by side.
 2. With --sizes: INT8 mIoU (ONNX Runtime and OpenVINO/NNCF) for stratified calibration sets
    of growing size, to choose the default size where mIoU stops improving.
 """
@@ -23,14 +23,15 @@ from faceparse_edge.export.benchmark import latency_ms
 from faceparse_edge.export.calibration import calibration_batches, pick_stratified
 from faceparse_edge.export.check import check
 from faceparse_edge.export.onnx_export import export_onnx
-from faceparse_edge.export.quantize import quantize_onnx, quantize_openvino, resolve_int8_target, to_openvino
+from faceparse_edge.export.quantize import quantize_onnx, quantize_openvino, to_openvino
 from faceparse_edge.fileio import write_text_atomic
 from faceparse_edge.runtime.backends import open_backend
-from faceparse_edge.sysinfo import describe, machine_info
+from faceparse_edge.sysinfo import cpu_class, describe, machine_info
 from faceparse_edge.toolkit.checkpoint import load_model
 from faceparse_edge.toolkit.data import list_samples
 
 RESULTS = Path(__file__).resolve().parent / "results"
+CPU_KINDS = {"avx2": "without VNNI", "vnni": "with VNNI", "amx": "with VNNI and AMX"}
 THREADS = 2
 # name -> (export target, signed weights)
 SETTINGS = {"U8S8 (target vnni)": ("vnni", True), "U8S8 reduce_range (target avx2)": ("avx2", True),
@@ -84,9 +85,9 @@ def main():
                       "openvino_int8_miou": round(ov["miou"], 2)})
         print(sweep[-1], flush=True)
 
-    kind = resolve_int8_target("auto")
     machine = machine_info(THREADS)
-    md = [f"# INT8 settings on a CPU {'with' if kind == 'vnni' else 'without'} VNNI\n",
+    cpu = cpu_class()
+    md = [f"# INT8 settings on a CPU {CPU_KINDS[cpu]}\n",
           f"Machine: {describe(machine)}\n",
           f"FP32 ONNX Runtime val mIoU {round(reference['miou'], 2)}, batch-1 latency {ref_ms} ms. 32 stratified "
           f"calibration images. Latency: median of 3 interleaved rounds of 30 runs. "
@@ -99,8 +100,9 @@ def main():
         md += ["\n## Calibration set size (stratified picks from the train split)\n",
                "| images | ONNX Runtime INT8 mIoU | OpenVINO INT8 mIoU |", "|---|---|---|"]
         md += [f"| {r['calibration_images']} | {r['onnxruntime_int8_miou']} | {r['openvino_int8_miou']} |" for r in sweep]
-    write_text_atomic(RESULTS / f"int8_{kind}.md", "\n".join(md) + "\n")
-    write_text_atomic(RESULTS / f"int8_{kind}.json", json.dumps(
+    out = RESULTS / cpu
+    write_text_atomic(out / "int8.md", "\n".join(md) + "\n")
+    write_text_atomic(out / "int8.json", json.dumps(
         {"machine": machine, "fp32_miou": round(reference["miou"], 2), "fp32_p50_ms": ref_ms, "settings": settings,
          "sweep": sweep}, indent=2))
     print("\n".join(md))

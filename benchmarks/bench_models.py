@@ -7,7 +7,7 @@ Each model runs the whole pipeline (decode, detect every 5 frames, track, align,
 flip TTA, smooth, draw, write) `--repeats` times, the models interleaved so that machine
 noise spreads over both; the table gives the median FPS over all frames and over the frames
 with exactly one face (the goal: the default model at 30 FPS or more there). Writes
-benchmarks/results/models_video.{md,json}. Not a test.
+benchmarks/results/<avx2|vnni|amx>/models_video.{md,json}. Not a test.
 """
 
 import argparse
@@ -19,7 +19,7 @@ from pathlib import Path
 from faceparse_edge.fileio import write_text_atomic
 from faceparse_edge.runtime.pipeline import Pipeline
 from faceparse_edge.runtime.video import run_stream
-from faceparse_edge.sysinfo import describe, machine_info
+from faceparse_edge.sysinfo import cpu_class, describe, machine_info
 from faceparse_edge.weights import MODELS
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -54,8 +54,8 @@ def main():
           "|---|---|---|---|---|---|"]
     md += [f"| {r['model']} | {r['input_size']} | {r['fps_median']:.2f} | {r['fps_one_face_median']:.2f} | "
            f"{r['infer_ms_median']:.2f} | {', '.join(f'{v:.2f}' for v in r['fps_runs'])} |" for r in rows]
-    write_text_atomic(RESULTS / "models_video.md", "\n".join(md) + "\n")
-    write_text_atomic(RESULTS / "models_video.json", json.dumps({"machine": machine, "rows": rows}, indent=2))
+    write_text_atomic(RESULTS / cpu_class() / "models_video.md", "\n".join(md) + "\n")
+    write_text_atomic(RESULTS / cpu_class() / "models_video.json", json.dumps({"machine": machine, "rows": rows}, indent=2))
     print("\n".join(md))
 
 

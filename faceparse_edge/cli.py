@@ -509,15 +509,17 @@ def benchmark(
     precision: list[Precision] = typer.Option(list(Precision), help="Execution precisions to measure (repeat the "
                                               "option); f32 rows always run; reduced ones run the OpenVINO models, "
                                               "skipped where the CPU lacks them."),
-    out_dir: Path = typer.Option(Path("benchmarks/results"), "--out", help="Where to save the table and chart."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Where to save the table and chart; default: "
+                                           "benchmarks/results/<avx2|vnni|amx>, by this CPU's kind."),
 ):
     """PyTorch eager vs ONNX Runtime vs OpenVINO, FP32 and INT8, f32 and reduced execution, for one model or several:
     size, mIoU, latency, FPS."""
     from .export.benchmark import benchmark as run_benchmark, save_results
-    from .sysinfo import describe, machine_info
+    from .sysinfo import cpu_class, describe, machine_info
     from .toolkit.data import resolve_split
     from .weights import is_short_name, model_dir, resolve_model
 
+    out_dir = out_dir or Path("benchmarks/results") / cpu_class()
     models = []
     for name in model_names:
         if is_short_name(name):

@@ -43,6 +43,14 @@ def has_vnni(flags: set[str] | None = None) -> bool:
     return bool({"avx512_vnni", "avx_vnni", "amx_int8"} & flags)
 
 
+def cpu_class(flags: set[str] | None = None) -> str:
+    """The kind of x86 CPU a result belongs to, for naming per-CPU result folders: amx, vnni or avx2."""
+    flags = cpu_flags() if flags is None else flags
+    if {"amx_int8", "amx_bf16"} & flags:
+        return "amx"
+    return "vnni" if has_vnni(flags) else "avx2"
+
+
 def library_versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
     for name in LIBRARIES:

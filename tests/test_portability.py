@@ -17,7 +17,7 @@ from faceparse_edge.export.benchmark import benchmark
 from faceparse_edge.export.calibration import calibration_batches, pick_stratified
 from faceparse_edge.export.quantize import quantize_onnx, resolve_int8_target
 from faceparse_edge.runtime.backends import check_execution_precision, open_backend, precision_ran
-from faceparse_edge.sysinfo import describe, has_vnni, inference_flags, machine_info
+from faceparse_edge.sysinfo import cpu_class, describe, has_vnni, inference_flags, machine_info
 from faceparse_edge.toolkit.data import list_samples, resolve_split
 from faceparse_edge.weights import model_dir, resolve_model
 
@@ -67,6 +67,8 @@ def test_cpu_flags_decide_the_int8_target():
     assert has_vnni({"avx2", "avx512f", "avx512_vnni"}) and has_vnni({"avx2", "avx_vnni"})
     assert not has_vnni({"avx2", "fma", "avx512f"})
     assert inference_flags({"sse2", "avx512_bf16", "avx2"}) == ["avx2", "avx512_bf16"]
+    assert [cpu_class(f) for f in ({"avx2", "fma"}, {"avx2", "avx512_vnni"}, {"avx512_vnni", "amx_int8"})] == \
+        ["avx2", "vnni", "amx"]
 
 
 def test_int8_targets_use_7_bit_weights_without_vnni_and_8_bit_with_it(celeba_mini, tmp_path):
