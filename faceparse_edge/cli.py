@@ -208,6 +208,7 @@ def train(
     aspp_depth: Optional[int] = typer.Option(None, min=0, max=8, help="Atrous branches.", rich_help_panel="Model"),
     decoder_channels: Optional[int] = typer.Option(None, min=0, max=512, help="Decoder channels fusing the stride-4 feature (0 = no decoder).", rich_help_panel="Model"),
     low_level_channels: Optional[int] = typer.Option(None, min=4, max=256, help="Channels of the projected stride-4 feature.", rich_help_panel="Model"),
+    fine_channels: Optional[int] = typer.Option(None, min=0, max=256, help="Channels of a stride-2 refinement with the stem feature (0 = none; needs the decoder). Logits at half the input size.", rich_help_panel="Model"),
     dropout: Optional[float] = typer.Option(None, min=0, max=0.9, help="Dropout before the classifier.", rich_help_panel="Model"),
     budget: int = typer.Option(2_000_000, min=1, help="Trainable parameter budget.", rich_help_panel="Model"),
     imgsz: Optional[int] = typer.Option(None, min=64, max=2048, callback=_multiple_of_32, help="Training and inference input size (a multiple of 32); default: the preset's (edge 256, edge-hq 384).", rich_help_panel="Model"),
