@@ -147,6 +147,29 @@ def data_stats(
     write_json(json_file, stats)
 
 
+@data_app.command("pseudo-label")
+def data_pseudo_label(
+    data: Path = typer.Argument(..., help="Labelled dataset (images/, masks/, splits/)."),
+    unlabelled: Path = typer.Argument(..., help="Folder of unlabelled face crops (like the dataset's images)."),
+    out_dir: Path = typer.Argument(..., help="New dataset folder: the dataset linked, plus the pseudo-labelled images."),
+    model_name: str = typer.Option("edge-hq", "--model", "-m", help="Teacher: a shipped model's name or torch weights."),
+    split: str = typer.Option("train", help="The split that gains the pseudo-labelled images."),
+    tta: bool = typer.Option(True, "--tta/--no-tta", help="Label with flip test-time augmentation."),
+    json_file: Optional[Path] = JsonOpt,
+):
+    """Label unlabelled faces with a teacher model, as a dataset to train on (self-training)."""
+    from .toolkit.checkpoint import load_model
+    from .toolkit.pseudo_label import pseudo_label
+    from .weights import resolve_model
+
+    teacher = resolve_model(model_name)
+    check_outputs([teacher], [json_file], [out_dir])
+    summary = pseudo_label(load_model(teacher), data, unlabelled, out_dir, split, tta)
+    out.print(f"wrote {out_dir}: split '{split}' holds {summary['labelled']} labelled and "
+              f"{summary['pseudo_labelled']} pseudo-labelled images (teacher {teacher}, TTA {'flip' if tta else 'none'})")
+    write_json(json_file, {**summary, "teacher": str(teacher), "out": str(out_dir)})
+
+
 @data_app.command("crop-rule")
 def data_crop_rule(
     data: Path = typer.Argument(..., help="Dataset of aligned face crops (the training data)."),
@@ -208,7 +231,6 @@ def train(
     aspp_depth: Optional[int] = typer.Option(None, min=0, max=8, help="Atrous branches.", rich_help_panel="Model"),
     decoder_channels: Optional[int] = typer.Option(None, min=0, max=512, help="Decoder channels fusing the stride-4 feature (0 = no decoder).", rich_help_panel="Model"),
     low_level_channels: Optional[int] = typer.Option(None, min=4, max=256, help="Channels of the projected stride-4 feature.", rich_help_panel="Model"),
-    fine_channels: Optional[int] = typer.Option(None, min=0, max=256, help="Channels of a stride-2 refinement with the stem feature (0 = none; needs the decoder). Logits at half the input size.", rich_help_panel="Model"),
     dropout: Optional[float] = typer.Option(None, min=0, max=0.9, help="Dropout before the classifier.", rich_help_panel="Model"),
     budget: int = typer.Option(2_000_000, min=1, help="Trainable parameter budget.", rich_help_panel="Model"),
     imgsz: Optional[int] = typer.Option(None, min=64, max=2048, callback=_multiple_of_32, help="Training and inference input size (a multiple of 32); default: the preset's (edge 256, edge-hq 384).", rich_help_panel="Model"),

@@ -41,14 +41,14 @@ def test_seed_preset_is_the_reference_design():
     assert rates == [5, 10, 15, 20, 25, 30]
     assert model.aspp.project[1].p == 0.2
     with torch.no_grad():
-        stem, low, high = model.encoder(torch.randn(1, 3, 128, 128))
-    assert stem.shape[-1] == 64 and low.shape[-1] == 32 and high.shape[-1] == 8
+        low, high = model.encoder(torch.randn(1, 3, 128, 128))
+    assert low.shape[-1] == 32 and high.shape[-1] == 8
 
 
 def test_output_stride_8_dilates_instead_of_downsampling():
     model = FaceParser(replace(PRESETS["seed"], output_stride=8)).eval()
     with torch.no_grad():
-        *_, high = model.encoder(torch.randn(1, 3, 128, 128))
+        _, high = model.encoder(torch.randn(1, 3, 128, 128))
     assert high.shape[-1] == 16
 
 
@@ -67,19 +67,3 @@ def test_coarse_logits_are_the_forward_output_before_its_upsampling():
     assert coarse.shape == (1, 19, 16, 16)  # the decoder works at stride 4
     upsampled = torch.nn.functional.interpolate(coarse, size=(64, 64), mode="bilinear", align_corners=False)
     assert torch.allclose(upsampled, full, atol=1e-5)
-
-
-def test_the_stride_2_refinement_starts_as_a_zero_correction_of_the_model_it_extends():
-    base = build_model(PRESETS["edge"]).eval()
-    fine = build_model(replace(PRESETS["edge"], fine_channels=24)).eval()
-    fine.load_state_dict(base.state_dict(), strict=False)
-    x = torch.randn(1, 3, 64, 64)
-    with torch.no_grad():
-        coarse = fine.coarse_logits(x)
-        assert coarse.shape == (1, 19, 32, 32)  # logits at stride 2
-        upsampled = torch.nn.functional.interpolate(base.coarse_logits(x), size=(32, 32), mode="bilinear",
-                                                    align_corners=False)
-        assert torch.allclose(coarse, upsampled, atol=1e-5)
-    assert count_parameters(fine) - count_parameters(base) < 10_000
-    with pytest.raises(FaceparseError, match="needs the decoder"):
-        FaceParser(replace(PRESETS["seed"], fine_channels=24))

@@ -1,8 +1,7 @@
 """DeepLab-style face parser: truncated MobileNetV3-small encoder, ASPP, optional light decoder.
 
 Composition follows segmentation_models_pytorch: an encoder returning features, a decoder
-(ASPP, plus a stride-4 fusion in the `edge` preset and optionally a stride-2 refinement) and a
-segmentation head.
+(ASPP, plus a stride-4 fusion in the `edge` preset) and a segmentation head.
 """
 
 import math
@@ -47,7 +46,6 @@ class ModelConfig:
     dropout: float = 0.2
     decoder_channels: int = 0  # 0: plain DeepLabV3 head; >0: fuse with the stride-4 feature
     low_level_channels: int = 32
-    fine_channels: int = 0  # >0 (with the decoder): refine at stride 2 with the stem feature
     num_classes: int = NUM_CLASSES
     input_size: int = 256
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
@@ -138,7 +136,7 @@ class InvertedResidual(nn.Module):
 
 
 class MobileNetV3SmallEncoder(nn.Module):
-    """The first `layers` feature layers of MobileNetV3-small; returns (stride-2, stride-4, last) features."""
+    """The first `layers` feature layers of MobileNetV3-small; returns (stride-4, last) features."""
 
     def __init__(self, layers: int, width: float, output_stride: int):
         super().__init__()
@@ -149,7 +147,7 @@ class MobileNetV3SmallEncoder(nn.Module):
         stem = make_divisible(16 * width)
         modules = [ConvBNAct(3, stem, 3, stride=2, act=nn.Hardswish)]
         stride, dilation, cin = 2, 1, stem
-        self.stem_channels = self.low_level_channels = stem
+        self.low_level_channels = stem
         for kernel, exp, out, se, act, s in BLOCKS[: layers - 1]:
             if s == 2 and stride * 2 > output_stride:
                 block_stride, dilation = 1, dilation * 2
@@ -167,13 +165,12 @@ class MobileNetV3SmallEncoder(nn.Module):
         self.out_channels = cin
 
     def forward(self, x):
-        stem = x = self.layers[0](x)
         low = x
-        for i, layer in enumerate(self.layers[1:], start=1):
+        for i, layer in enumerate(self.layers):
             x = layer(x)
             if i == LOW_LEVEL_LAYER:
                 low = x
-        return stem, low, x
+        return low, x
 
 
 class SeparableConv(nn.Sequential):
@@ -217,17 +214,7 @@ class FaceParser(nn.Module):
             )
             head_in = config.decoder_channels
         self.classifier = nn.Conv2d(head_in, config.num_classes, 1)
-        if config.fine_channels:
-            if not config.decoder_channels:
-                raise FaceparseError("the stride-2 refinement (fine_channels) needs the decoder (decoder_channels > 0)")
-            self.fine_low = ConvBNAct(self.encoder.stem_channels, config.fine_channels, 1)
-            self.fine = SeparableConv(config.decoder_channels + config.fine_channels, config.fine_channels)
-            self.fine_classifier = nn.Conv2d(config.fine_channels, config.num_classes, 1)
         self._init_weights()
-        if config.fine_channels:
-            # A zero correction: extended from trained weights (`train --init`), the model starts
-            # with their output and learns only what the stride-2 detail adds.
-            nn.init.zeros_(self.fine_classifier.weight)
 
     def _init_weights(self):
         for m in self.modules():
@@ -244,23 +231,17 @@ class FaceParser(nn.Module):
         return F.interpolate(self.coarse_logits(x), size=x.shape[2:], mode="bilinear", align_corners=False)
 
     def coarse_logits(self, x):
-        """Logits at the decoder's resolution (a quarter of the input with the decoder, a half
-        with the stride-2 refinement).
+        """Logits at the decoder's resolution (a quarter of the input with the decoder).
 
         Exported models output these: softmax, flip TTA and smoothing are 16x cheaper there,
         and `parsing.labels_at` upsamples once, straight to the size that is needed.
         """
-        stem, low, high = self.encoder(x)
+        low, high = self.encoder(x)
         y = self.aspp(high)
         if self.config.decoder_channels:
             y = F.interpolate(y, size=low.shape[2:], mode="bilinear", align_corners=False)
             y = self.fuse(torch.cat([y, self.low_level(low)], dim=1))
-        logits = self.classifier(y)
-        if self.config.fine_channels:
-            y = F.interpolate(y, size=stem.shape[2:], mode="bilinear", align_corners=False)
-            logits = F.interpolate(logits, size=stem.shape[2:], mode="bilinear", align_corners=False)
-            logits = logits + self.fine_classifier(self.fine(torch.cat([y, self.fine_low(stem)], dim=1)))
-        return logits
+        return self.classifier(y)
 
 
 class CoarseLogits(nn.Module):

@@ -18,8 +18,7 @@ from .train import TrainConfig
 # `train` options that set the architecture (ModelConfig fields) and the augmentation (AugmentConfig)
 MODEL_OPTIONS = {"layers": "layers", "output_stride": "output_stride", "aspp_channels": "aspp_channels",
                  "aspp_rate": "aspp_rate_base", "aspp_depth": "aspp_depth", "decoder_channels": "decoder_channels",
-                 "low_level_channels": "low_level_channels", "fine_channels": "fine_channels",
-                 "dropout": "dropout"}
+                 "low_level_channels": "low_level_channels", "dropout": "dropout"}
 AUGMENT_OPTIONS = {"flip": "flip_p", "rotate": "rotate_deg", "translate": "translate", "hue": "hue",
                    "saturation": "saturation", "value": "value", "brightness": "brightness", "contrast": "contrast"}
 NOT_SAVED = {"config", "resume", "json_file"}  # how a run was invoked, not what it is

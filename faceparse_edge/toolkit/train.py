@@ -24,7 +24,7 @@ from .data import list_samples
 from .distributed import from_rank0, process_group, rank_and_world
 from .evaluate import evaluate_model
 from .losses import CombinedLoss
-from .model import ModelConfig, build_model, count_parameters
+from .model import ModelConfig, build_model, count_parameters, same_layers
 from .plots import plot_curves
 from .schedule import WarmupSchedule
 
@@ -89,18 +89,14 @@ def _write_history(out: Path, history: list[dict]) -> None:
     write_text_atomic(out / "metrics.csv", buf.getvalue())
 
 
-def _load_init(model, init: str, say) -> None:
-    """Start from trained weights (any input size): fine-tuning, training at a larger size after a
-    cheaper one, or extending a model with new layers, which start from their initialisation.
-    Every tensor of the source must fit the model: a changed layer is an error, not dropped."""
-    source, target = load_model(init).state_dict(), model.state_dict()
-    misfits = [name for name, t in source.items() if name not in target or target[name].shape != t.shape]
-    if misfits:
-        raise FaceparseError(f"--init {init} is another architecture than this run's: {len(misfits)} of its "
-                             f"{len(source)} tensors do not fit (first: {misfits[0]}); a model can be extended, not changed")
-    model.load_state_dict(source, strict=False)
-    if len(target) > len(source):
-        say(f"--init {init}: transferred {len(source)}/{len(target)} tensors; the new layers start from scratch")
+def _load_init(model, init: str) -> None:
+    """Start from trained weights of the same architecture (any input size): fine-tuning, or
+    training at a larger size after a cheaper one."""
+    source = load_model(init)
+    if not same_layers(source.config, model.config):
+        raise FaceparseError(f"--init {init} is another architecture than this run's; "
+                             "its layers, width and channels must match")
+    model.load_state_dict(source.state_dict())
 
 
 def train(cfg: TrainConfig, model_config: ModelConfig | None, resume: bool = False,
@@ -156,7 +152,7 @@ def _train(cfg: TrainConfig, model_config: ModelConfig, state: dict | None, devi
 
     model = build_model(model_config)
     if cfg.init and state is None:
-        _load_init(model, cfg.init, say)
+        _load_init(model, cfg.init)
     model = model.to(device)
     loss_fn = CombinedLoss(cfg.loss, dataset.class_pixel_counts(NUM_CLASSES) if "wce" in cfg.loss else None,
                            cfg.lovasz_pixels).to(device)
