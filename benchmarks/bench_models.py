@@ -54,8 +54,9 @@ def main():
           "|---|---|---|---|---|---|"]
     md += [f"| {r['model']} | {r['input_size']} | {r['fps_median']:.2f} | {r['fps_one_face_median']:.2f} | "
            f"{r['infer_ms_median']:.2f} | {', '.join(f'{v:.2f}' for v in r['fps_runs'])} |" for r in rows]
-    write_text_atomic(RESULTS / cpu_class() / "models_video.md", "\n".join(md) + "\n")
-    write_text_atomic(RESULTS / cpu_class() / "models_video.json", json.dumps({"machine": machine, "rows": rows}, indent=2))
+    out = RESULTS / cpu_class()
+    write_text_atomic(out / "models_video.md", "\n".join(md) + "\n")
+    write_text_atomic(out / "models_video.json", json.dumps({"machine": machine, "rows": rows}, indent=2))
     print("\n".join(md))
 
 

@@ -3,7 +3,7 @@
 from typing import Sequence
 
 from .metrics import SegmentationMetrics
-from .parsing import Backend, labels_at, predict_probs, preprocess
+from .parsing import Backend, parse_batch
 from .progress import progress_bar
 
 
@@ -22,8 +22,8 @@ def evaluate_backend(
 ) -> tuple[dict, SegmentationMetrics]:
     """Parse every sample and score it against its mask at the mask's resolution.
 
-    `load_pair(sample)` returns (RGB image, class-id mask); the image is resized to the model
-    input, and the predicted probabilities are resized back to the mask's size. If
+    `load_pair(sample)` returns (RGB image, class-id mask) of one size; the image is resized to
+    the model input, and the predicted probabilities are resized back to that size. If
     `predictions` is a list, each predicted label map is appended to it.
     """
     metrics = SegmentationMetrics()
@@ -31,9 +31,7 @@ def evaluate_backend(
         task = progress.add_task(description, total=len(samples), info="")
         for start in range(0, len(samples), batch_size):
             pairs = [load_pair(s) for s in samples[start : start + batch_size]]
-            probs = predict_probs(backend, preprocess([p[0] for p in pairs], size, mean, std), tta)
-            for prob, (_, mask) in zip(probs, pairs):
-                labels = labels_at(prob, *mask.shape)
+            for labels, (_, mask) in zip(parse_batch(backend, [p[0] for p in pairs], size, mean, std, tta), pairs):
                 metrics.update(labels, mask)
                 if predictions is not None:
                     predictions.append(labels)

@@ -72,3 +72,9 @@ def labels_at(probs: np.ndarray, height: int, width: int) -> np.ndarray:
         # cv2.resize handles at most 512 channels; 19 is fine.
         log_probs = cv2.resize(log_probs, (width, height), interpolation=cv2.INTER_LINEAR)
     return log_probs.argmax(2).astype(np.uint8)
+
+
+def parse_batch(backend: Backend, images: Sequence[np.ndarray], size: int, mean, std, tta: bool) -> list[np.ndarray]:
+    """Class ids of aligned RGB face crops, each at its own resolution (dataset evaluation and labelling)."""
+    probs = predict_probs(backend, preprocess(images, size, mean, std), tta)
+    return [labels_at(prob, *image.shape[:2]) for prob, image in zip(probs, images)]

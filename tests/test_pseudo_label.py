@@ -44,3 +44,12 @@ def test_pseudo_labels_extend_the_train_split_and_keep_the_others(celeba_mini, t
     os.symlink(data / "images" / "s0.jpg", clash / "s0.jpg")
     assert_one_line_error(cli("data", "pseudo-label", data, clash, tmp_path / "other", "--model", "edge"),
                           "share an id")
+
+
+def test_a_failed_pseudo_labelling_leaves_no_output(celeba_mini, tmp_path):
+    data = make_dataset(tmp_path / "data", n=4, splits={"train": range(2), "val": range(2, 4)})
+    unlabelled = _unlabelled(celeba_mini, tmp_path / "unlabelled")
+    (unlabelled / "zz_corrupt.jpg").write_bytes(b"not a jpeg")  # one image cannot be read
+    result = cli("data", "pseudo-label", data, unlabelled, tmp_path / "runs" / "st", "--model", "edge")
+    assert_one_line_error(result, "zz_corrupt.jpg")
+    assert list((tmp_path / "runs").iterdir()) == []

@@ -7,23 +7,22 @@ on real masks.
 """
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from ..errors import FaceparseError
-from ..fileio import read_image, write_label_png, write_text_atomic
-from ..parsing import labels_at, predict_probs, preprocess
+from ..fileio import read_image, write_label_png
+from ..parsing import parse_batch
 from ..progress import progress_bar
 from .data import IMAGE_EXTENSIONS, list_samples
 from .evaluate import torch_backend
 from .model import FaceParser
 
 
-def _link(target: Path, link: Path) -> None:
-    os.symlink(target.resolve(), link)
-
-
 def pseudo_label(teacher: FaceParser, data: str | Path, unlabelled: str | Path, out: str | Path,
                  split: str = "train", tta: bool = True, batch_size: int = 8) -> dict:
+    """Write the dataset to `out`, which appears only when complete (built in a temporary sibling)."""
     data, unlabelled, out = Path(data), Path(unlabelled), Path(out)
     samples = list_samples(data)
     train_ids = [s.id for s in list_samples(data, split)]
@@ -37,26 +36,30 @@ def pseudo_label(teacher: FaceParser, data: str | Path, unlabelled: str | Path, 
         raise FaceparseError(f"{len(clash)} unlabelled images share an id with {data} (first: {clash[0]})")
     if out.exists() and any(out.iterdir()):
         raise FaceparseError(f"output folder {out} is not empty")
-    for sub in ("images", "masks", "splits"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
 
-    for s in samples:
-        _link(s.image, out / "images" / s.image.name)
-        _link(s.mask, out / "masks" / s.mask.name)
-    c, backend = teacher.config, torch_backend(teacher)
-    with progress_bar() as progress:
-        task = progress.add_task("pseudo-label", total=len(images), info="")
-        for start in range(0, len(images), batch_size):
-            paths = images[start : start + batch_size]
-            rgbs = [read_image(p) for p in paths]
-            probs = predict_probs(backend, preprocess(rgbs, c.input_size, c.mean, c.std), tta)
-            for path, rgb, prob in zip(paths, rgbs, probs):
-                write_label_png(out / "masks" / f"{path.stem}.png", labels_at(prob, *rgb.shape[:2]))
-                _link(path, out / "images" / path.name)
-            progress.update(task, advance=len(paths))
-
-    for split_file in sorted((data / "splits").glob("*.txt")):
-        if split_file.stem != split:
-            write_text_atomic(out / "splits" / split_file.name, split_file.read_text())
-    write_text_atomic(out / "splits" / f"{split}.txt", "\n".join(train_ids + [p.stem for p in images]) + "\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        tmp.chmod(0o755)  # mkdtemp's 0700 would make the dataset private
+        for sub in ("images", "masks", "splits"):
+            (tmp / sub).mkdir()
+        links = [(s.image, "images") for s in samples] + [(s.mask, "masks") for s in samples]
+        for target, sub in links + [(p, "images") for p in images]:
+            os.symlink(target.resolve(), tmp / sub / target.name)
+        c, backend = teacher.config, torch_backend(teacher)
+        with progress_bar() as progress:
+            task = progress.add_task("pseudo-label", total=len(images), info="")
+            for start in range(0, len(images), batch_size):
+                paths = images[start : start + batch_size]
+                labels = parse_batch(backend, [read_image(p) for p in paths], c.input_size, c.mean, c.std, tta)
+                for path, label in zip(paths, labels):
+                    write_label_png(tmp / "masks" / f"{path.stem}.png", label)
+                progress.update(task, advance=len(paths))
+        for split_file in sorted((data / "splits").glob("*.txt")):
+            shutil.copyfile(split_file, tmp / "splits" / split_file.name)
+        (tmp / "splits" / f"{split}.txt").write_text("\n".join(train_ids + [p.stem for p in images]) + "\n")
+        os.replace(tmp, out)  # onto an empty folder or none
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return {"labelled": len(train_ids), "pseudo_labelled": len(images), "split": split, "tta": tta}
