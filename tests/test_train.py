@@ -32,7 +32,8 @@ def test_training_writes_checkpoints_metrics_and_curves(tiny_dataset, tmp_path):
     assert load_checkpoint(run / "last.pt")["epoch"] == 2
 
 
-def test_resume_after_a_stop_continues_exactly(tiny_dataset, tmp_path, monkeypatch):
+@pytest.mark.parametrize("ema", [0.0, 0.9])
+def test_resume_after_a_stop_continues_exactly(tiny_dataset, tmp_path, monkeypatch, ema):
     import shutil
 
     from faceparse_edge.toolkit import train as train_module
@@ -45,7 +46,7 @@ def test_resume_after_a_stop_continues_exactly(tiny_dataset, tmp_path, monkeypat
             shutil.copy(path, tmp_path / "epoch1.pt")
 
     monkeypatch.setattr(train_module, "save_checkpoint", save_and_keep_epoch_1)
-    cfg = _cfg(tiny_dataset, tmp_path / "straight", epochs=3)
+    cfg = _cfg(tiny_dataset, tmp_path / "straight", epochs=3, ema=ema)
     train(cfg, TINY)
     with pytest.raises(FaceparseError, match="already holds a run"):
         train(cfg, TINY)
@@ -58,7 +59,25 @@ def test_resume_after_a_stop_continues_exactly(tiny_dataset, tmp_path, monkeypat
     assert b["epoch"] == 3
     for key, tensor in a["model"].items():
         assert np.allclose(tensor.numpy(), b["model"][key].numpy(), atol=1e-6), key
+    for key, tensor in (a["ema"] or {}).items():  # the weight average continues too
+        assert np.allclose(tensor.numpy(), b["ema"][key].numpy(), atol=1e-6), key
     assert [h["train_loss"] for h in a["history"]] == [h["train_loss"] for h in b["history"]]
+
+
+def test_ema_scores_and_saves_the_averaged_weights(tiny_dataset, tmp_path):
+    run = tmp_path / "run"
+    summary = train(_cfg(tiny_dataset, run, epochs=1, ema=0.5), TINY)
+    history = json.loads((run / "metrics.json").read_text())
+    assert {"val_miou", "val_miou_raw"} <= set(history[0]) and summary["best_miou"] == pytest.approx(history[0]["val_miou"], abs=1e-3)
+    state = load_checkpoint(run / "last.pt")
+    best = load_model(run / "best.safetensors").state_dict()
+    averaged = {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
+    assert averaged.keys() == best.keys() == state["model"].keys()
+    for key, tensor in best.items():
+        assert np.allclose(tensor.numpy(), averaged[key].numpy()), key
+    assert not np.allclose(best["classifier.weight"].numpy(), state["model"]["classifier.weight"].numpy())
+    with pytest.raises(FaceparseError, match="--ema must be a decay"):
+        train(_cfg(tiny_dataset, tmp_path / "bad", ema=1.0), TINY)
 
 
 def test_training_learns_the_synthetic_task(tmp_path):

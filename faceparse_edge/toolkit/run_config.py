@@ -97,7 +97,8 @@ def train_config(settings: dict) -> TrainConfig:
         scheduler=settings["scheduler"], warmup_epochs=settings["warmup"], loss=settings["loss"],
         lovasz_pixels=settings["lovasz_pixels"], patience=settings["patience"], seed=settings["seed"],
         device=settings["device"], fix_left_right=settings["fix_left_right"], workers=settings["workers"],
-        cache=settings["cache"], balance=settings["balance"], init=settings["init"], augment=augment,
+        cache=settings["cache"], balance=settings["balance"], init=settings["init"], ema=settings["ema"],
+        augment=augment,
     )
 
 

@@ -58,6 +58,7 @@ class TrainConfig:
     cache: str = "auto"  # decoded training pairs in memory: auto (if under 2 GiB), ram or none
     balance: float = 0.0  # repeat-factor sampling threshold: images with rarer classes drawn more often; 0 = off
     init: str | None = None  # start from these weights (same architecture; a file or a shipped model's name)
+    ema: float = 0.0  # decay of an exponential moving average of the weights, which is then scored and saved; 0 = off
     augment: dict = field(default_factory=lambda: asdict(AugmentConfig()))
 
 
@@ -87,6 +88,16 @@ def _write_history(out: Path, history: list[dict]) -> None:
     writer.writeheader()
     writer.writerows(history)
     write_text_atomic(out / "metrics.csv", buf.getvalue())
+
+
+def _averaged(model, decay: float):
+    """An exponential moving average of the model's weights and BN statistics: it smooths the
+    last epochs' noise at no training cost (torch.optim.swa_utils)."""
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    if not 0 < decay < 1:
+        raise FaceparseError(f"--ema must be a decay between 0 and 1 (e.g. 0.995), got {decay}")
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 def _load_init(model, init: str) -> None:
@@ -163,6 +174,7 @@ def _train(cfg: TrainConfig, model_config: ModelConfig, state: dict | None, devi
     schedule = WarmupSchedule(optimizer, cfg.scheduler, cfg.epochs * steps_per_epoch,
                               int(cfg.warmup_epochs * steps_per_epoch))
     scaler = torch.amp.GradScaler("cuda", enabled=device.startswith("cuda"))
+    ema = _averaged(model, cfg.ema) if cfg.ema else None
     history, best_miou, start_epoch, bad_epochs = [], -1.0, 0, 0
     if state is not None:
         model.load_state_dict(state["model"])
@@ -172,6 +184,8 @@ def _train(cfg: TrainConfig, model_config: ModelConfig, state: dict | None, devi
         history, best_miou, start_epoch = state["history"], state["best_miou"], state["epoch"]
         bad_epochs = state["bad_epochs"]
         torch.set_rng_state(state["rng"]["torch"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
     trained = DistributedDataParallel(model, device_ids=[local_rank] if device.startswith("cuda") else None) \
         if world > 1 else model
     say(f"training {count_parameters(model):,} parameters on {device}" + (f" x {world} processes" if world > 1 else "")
@@ -189,21 +203,28 @@ def _train(cfg: TrainConfig, model_config: ModelConfig, state: dict | None, devi
                 if not np.isfinite(loss):
                     raise Diverged(f"training diverged at epoch {epoch + 1} (loss {loss}); lower --lr")
                 schedule.step_batch()
+                if ema is not None:
+                    ema.update_parameters(model)
                 total_loss += loss * len(x)
                 seen += len(x) * world
                 progress.update(task, advance=1, info=f"loss {total_loss * world / seen:.3f}  "
                                 f"{seen / (time.perf_counter() - t0):.1f} img/s")
         train_time = time.perf_counter() - t0
-        val = None
+        scored = ema.module if ema is not None else model
+        val = raw_miou = None
         if main:
-            val, _ = evaluate_model(model, None, None, tta=False, device=device, samples=val_samples, show_progress=False)
-        val = from_rank0(val)
+            val, _ = evaluate_model(scored, None, None, tta=False, device=device, samples=val_samples, show_progress=False)
+            if ema is not None:  # what the average adds, measured every epoch
+                raw_miou = evaluate_model(model, None, None, tta=False, device=device, samples=val_samples,
+                                          show_progress=False)[0]["miou"]
+        val, raw_miou = from_rank0(val), from_rank0(raw_miou)
         schedule.step_epoch(val["miou"])
         improved = val["miou"] > best_miou
         best_miou = max(best_miou, val["miou"])
         bad_epochs = 0 if improved else bad_epochs + 1
         history.append({
             "epoch": epoch + 1, "train_loss": round(total_loss * world / seen, 5), "val_miou": round(val["miou"], 3),
+            **({"val_miou_raw": round(raw_miou, 3)} if ema is not None else {}),
             "val_f_measure": round(val["f_measure"], 3), "val_pixel_acc": round(val["pixel_acc"], 3),
             "lr": optimizer.param_groups[0]["lr"], "images_per_s": round(seen / train_time, 2),
             "epoch_s": round(time.perf_counter() - t0, 1),
@@ -214,14 +235,15 @@ def _train(cfg: TrainConfig, model_config: ModelConfig, state: dict | None, devi
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
                 "scaler": scaler.state_dict(), "epoch": epoch + 1, "best_miou": best_miou, "bad_epochs": bad_epochs,
                 "history": history, "rng": {"torch": torch.get_rng_state()},
+                "ema": ema.state_dict() if ema is not None else None,
             }
             if improved:
-                save_weights(out / "best.safetensors", model)
+                save_weights(out / "best.safetensors", scored)
             save_checkpoint(out / "last.pt", checkpoint)
             _write_history(out, history)
         h = history[-1]
         say(f"epoch {epoch + 1}/{cfg.epochs}  loss {h['train_loss']:.4f}  val mIoU {h['val_miou']:.2f}"
-            f" (best {best_miou:.2f})  F {h['val_f_measure']:.2f}  {h['images_per_s']:.1f} img/s  {h['epoch_s']:.0f}s")
+            + (f" (EMA; raw {h['val_miou_raw']:.2f})" if ema is not None else "") + f" (best {best_miou:.2f})  F {h['val_f_measure']:.2f}  {h['images_per_s']:.1f} img/s  {h['epoch_s']:.0f}s")
         if on_epoch is not None:
             on_epoch(epoch + 1, val["miou"])
         if cfg.patience and bad_epochs >= cfg.patience:
