@@ -6,7 +6,7 @@ For each detector setting: frames of the shared video with at least one face (pe
 faces per frame, faces found on the photos, aligned val images with a face, and
 milliseconds per call (median over the video's frames, measured in interleaved rounds).
 A contact sheet of every 10th frame with each detector's boxes (detectors.png) is the
-check for false positives. Writes benchmarks/results/detectors.{md,json,png}.
+check for false positives. Writes benchmarks/results/<avx2|vnni|amx>/detectors.{md,json,png}.
 """
 
 import argparse
@@ -20,10 +20,10 @@ import numpy as np
 
 from faceparse_edge.fileio import atomic_path, read_image, write_text_atomic
 from faceparse_edge.runtime.faces import HaarDetector, YuNetDetector
-from faceparse_edge.sysinfo import describe, machine_info
+from faceparse_edge.sysinfo import cpu_class, describe, machine_info
 from faceparse_edge.toolkit.data import list_samples
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parent / "results" / cpu_class()  # one folder per CPU kind
 SHOTS = ((0, 20), (20, 82), (82, 211), (211, 275))  # the shared video's cuts (runtime/motion.is_cut finds them)
 SETTINGS = {"Haar 320": lambda: HaarDetector(max_side=320), "YuNet 320": lambda: YuNetDetector(max_side=320),
             "YuNet 640": lambda: YuNetDetector(max_side=640)}

@@ -30,7 +30,7 @@ from faceparse_edge.sysinfo import cpu_class, describe, machine_info
 from faceparse_edge.toolkit.checkpoint import load_model
 from faceparse_edge.toolkit.data import list_samples
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parent / "results" / cpu_class()  # one folder per CPU kind
 CPU_KINDS = {"avx2": "without VNNI", "vnni": "with VNNI", "amx": "with VNNI and AMX"}
 THREADS = 2
 # name -> (export target, signed weights)
@@ -100,9 +100,8 @@ def main():
         md += ["\n## Calibration set size (stratified picks from the train split)\n",
                "| images | ONNX Runtime INT8 mIoU | OpenVINO INT8 mIoU |", "|---|---|---|"]
         md += [f"| {r['calibration_images']} | {r['onnxruntime_int8_miou']} | {r['openvino_int8_miou']} |" for r in sweep]
-    out = RESULTS / cpu
-    write_text_atomic(out / "int8.md", "\n".join(md) + "\n")
-    write_text_atomic(out / "int8.json", json.dumps(
+    write_text_atomic(RESULTS / "int8.md", "\n".join(md) + "\n")
+    write_text_atomic(RESULTS / "int8.json", json.dumps(
         {"machine": machine, "fp32_miou": round(reference["miou"], 2), "fp32_p50_ms": ref_ms, "settings": settings,
          "sweep": sweep}, indent=2))
     print("\n".join(md))

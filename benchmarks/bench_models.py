@@ -22,7 +22,7 @@ from faceparse_edge.runtime.video import run_stream
 from faceparse_edge.sysinfo import cpu_class, describe, machine_info
 from faceparse_edge.weights import MODELS
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parent / "results" / cpu_class()  # one folder per CPU kind
 
 
 def main():
@@ -54,9 +54,8 @@ def main():
           "|---|---|---|---|---|---|"]
     md += [f"| {r['model']} | {r['input_size']} | {r['fps_median']:.2f} | {r['fps_one_face_median']:.2f} | "
            f"{r['infer_ms_median']:.2f} | {', '.join(f'{v:.2f}' for v in r['fps_runs'])} |" for r in rows]
-    out = RESULTS / cpu_class()
-    write_text_atomic(out / "models_video.md", "\n".join(md) + "\n")
-    write_text_atomic(out / "models_video.json", json.dumps({"machine": machine, "rows": rows}, indent=2))
+    write_text_atomic(RESULTS / "models_video.md", "\n".join(md) + "\n")
+    write_text_atomic(RESULTS / "models_video.json", json.dumps({"machine": machine, "rows": rows}, indent=2))
     print("\n".join(md))
 
 

@@ -7,7 +7,7 @@ TTA on, at several smoothing weights, several times each; reports median FPS ove
 frames and over the frames with one face, per-stage milliseconds, and flicker (raw and
 motion-compensated, in an untimed pass). Then the photos held still and moved along a
 known path (benchmarks/steadiness.py), and val mIoU through the detect-and-align path on
-upright and turned val images. Writes benchmarks/results/runtime.{md,json}.
+upright and turned val images. Writes benchmarks/results/<avx2|vnni|amx>/runtime.{md,json}.
 """
 
 import argparse
@@ -31,10 +31,10 @@ from faceparse_edge.metrics import SegmentationMetrics
 from faceparse_edge.runtime.faces import CropRule, rule_file
 from faceparse_edge.runtime.pipeline import Pipeline
 from faceparse_edge.runtime.video import STAGES, flicker, run_stream
-from faceparse_edge.sysinfo import describe, machine_info
+from faceparse_edge.sysinfo import cpu_class, describe, machine_info
 from faceparse_edge.toolkit.data import list_samples, load_pair
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parent / "results" / cpu_class()  # one folder per CPU kind
 REPEAT_LEVELS = 0.5  # mean grey-level change below which a frame repeats the previous one (compression noise)
 FLICKERS = ("flicker", "flicker_compensated", "flicker_repeated_frames")
 

@@ -7,7 +7,7 @@ Throughput comes from the real trainer (`faceparse-edge train`, 1 epoch on a sub
 training split: `images_per_s` in its metrics.json, the training pass alone), median of
 `--repeats` runs, run after run in one session so that the ratios compare like with like.
 Memory: peak resident size of a process that builds the dataset and draws 100 batches, on
-generated 64 px images. Writes benchmarks/results/scaling.{md,json}. Not a test.
+generated 64 px images. Writes benchmarks/results/<avx2|vnni|amx>/scaling.{md,json}. Not a test.
 """
 
 import argparse
@@ -20,9 +20,9 @@ import tempfile
 from pathlib import Path
 
 from faceparse_edge.fileio import write_text_atomic
-from faceparse_edge.sysinfo import describe, machine_info
+from faceparse_edge.sysinfo import cpu_class, describe, machine_info
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parent / "results" / cpu_class()  # one folder per CPU kind
 REPO = Path(__file__).resolve().parents[1]
 
 

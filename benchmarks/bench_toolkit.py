@@ -4,7 +4,7 @@
 
 Times real training steps (augmentation, forward, loss, backward, update) on cached
 training images and single-image inference, reports medians of several runs, and writes
-benchmarks/results/toolkit.{md,csv,json}. Not a test: numbers depend on the machine.
+benchmarks/results/<avx2|vnni|amx>/toolkit.{md,csv,json}. Not a test: numbers depend on the machine.
 """
 
 import argparse
@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from faceparse_edge.fileio import write_text_atomic
-from faceparse_edge.sysinfo import describe, machine_info
+from faceparse_edge.sysinfo import cpu_class, describe, machine_info
 from faceparse_edge.toolkit.augment import Augmenter
 from faceparse_edge.toolkit.data import list_samples
 from faceparse_edge.toolkit.evaluate import evaluate_model
@@ -29,7 +29,7 @@ from faceparse_edge.toolkit.model import PRESETS, build_model, count_parameters
 from faceparse_edge.toolkit.dataset import FaceParsingDataset, make_loader
 from faceparse_edge.toolkit.train import train_step
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parent / "results" / cpu_class()  # one folder per CPU kind
 
 
 def machine() -> dict:

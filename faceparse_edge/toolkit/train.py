@@ -153,7 +153,7 @@ def _train(cfg: TrainConfig, model_config: ModelConfig, state: dict | None, devi
     val_samples = list_samples(cfg.data, cfg.val_split)
     dataset = FaceParsingDataset(train_samples, model_config.input_size, model_config.mean, model_config.std,
                                  Augmenter(AugmentConfig(**cfg.augment)), cfg.seed, cfg.fix_left_right, cfg.cache)
-    # On CPU, workers take cores from training (benchmarks/results/scaling.md); a GPU leaves them free.
+    # On CPU, workers take cores from training (benchmarks/results/avx2/scaling.md); a GPU leaves them free.
     workers = cfg.workers if cfg.workers is not None else min(4, os.cpu_count() or 1) if device.startswith("cuda") else 0
     weights = repeat_factors(dataset.classes_present(NUM_CLASSES), cfg.balance) if cfg.balance else None
     loader, sampler = make_loader(dataset, cfg.batch_size // world, workers, cfg.seed, rank, world, weights)
