@@ -264,6 +264,9 @@ def train(
     init: Optional[str] = typer.Option(None, help="Start from these weights (the same architecture, any input size): a "
                                        ".safetensors/.pt file or a shipped model's name. Fine-tuning, or a larger "
                                        "--imgsz after a cheaper run."),
+    distill: Optional[str] = typer.Option(None, help="Teacher weights (a .safetensors/.pt file or a shipped model's "
+                                          "name): its flip-TTA class probabilities become soft targets beside the labels."),
+    distill_weight: float = typer.Option(1.0, min=0, help="Weight of the cross-entropy to the teacher's soft targets."),
     ema: float = typer.Option(0.0, min=0, max=0.9999, help="Decay of an exponential moving average of the weights "
                               "(e.g. 0.995), scored and saved in their place; the raw weights' val mIoU is logged "
                               "beside it. 0 = off."),
@@ -282,11 +285,12 @@ def train(
 
     if data is None and not resume:
         raise FaceparseError("train needs --data (or --config with a data setting, or --resume)")
-    if init is not None:
-        from .weights import resolve_model
+    from .weights import resolve_model
 
-        resolve_model(init)  # a mistyped name fails before any work
-    check_outputs([config, init], [json_file], [out_dir])
+    for weights in (init, distill):
+        if weights is not None:
+            resolve_model(weights)  # a mistyped name fails before any work
+    check_outputs([config, init, distill], [json_file], [out_dir])
     settings = {**{p.name: ctx.params[p.name] for p in ctx.command.params}, "epochs": epochs or (0 if resume else 60)}
     main_process = rank_and_world()[0] == 0  # under torchrun, rank 0 alone writes
     model_config = None

@@ -163,3 +163,38 @@ def test_balanced_training_runs_and_init_starts_from_trained_weights(tiny_datase
     with pytest.raises(FaceparseError, match="another architecture"):
         train(_cfg(tiny_dataset, tmp_path / "other", init=str(tmp_path / "first" / "best.safetensors")),
               replace(TINY, aspp_channels=24))
+
+
+def test_flip_teacher_is_mirror_consistent_and_renormalises_for_its_own_statistics(celeba_mini):
+    import torch
+
+    from faceparse_edge.classes import FLIP_PERMUTATION
+    from faceparse_edge.toolkit.data import list_samples, load_pair, resize_pair
+    from faceparse_edge.toolkit.distill import FlipTeacher, soft_cross_entropy
+
+    model = load_model("edge")  # a trained teacher, on two real val faces
+    faces = [resize_pair(*load_pair(s), 128)[0] for s in list_samples(celeba_mini, "val")[:2]]
+    pixels = torch.from_numpy(np.stack(faces)).permute(0, 3, 1, 2).float() / 255
+
+    def normalised(mean, std):
+        return (pixels - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+
+    c = model.config
+    probs = FlipTeacher(model, c.mean, c.std)(normalised(c.mean, c.std))
+    assert torch.allclose(probs.sum(1), torch.ones(2, 128, 128), atol=1e-5) and probs.max() > 0.9
+    other_mean, other_std = (0.45, 0.45, 0.45), (0.2, 0.2, 0.2)  # a student normalising differently
+    assert torch.allclose(FlipTeacher(model, other_mean, other_std)(normalised(other_mean, other_std)), probs, atol=1e-4)
+    # the parse of the mirrored face is the mirrored parse with left and right swapped
+    mirrored = FlipTeacher(model, c.mean, c.std)(normalised(c.mean, c.std).flip(3))
+    assert torch.allclose(mirrored, probs[:, torch.as_tensor(FLIP_PERMUTATION)].flip(3), atol=1e-5)
+    # soft cross-entropy is smallest at the targets' own log-probabilities
+    assert soft_cross_entropy(probs.log(), probs) < soft_cross_entropy(probs.flip(3).log(), probs)
+
+
+def test_distillation_trains_toward_a_teacher(tiny_dataset, tmp_path):
+    train(_cfg(tiny_dataset, tmp_path / "teacher", epochs=1), TINY)
+    teacher = str(tmp_path / "teacher" / "best.safetensors")
+    summary = train(_cfg(tiny_dataset, tmp_path / "student", epochs=1, distill=teacher, distill_weight=2.0), TINY)
+    assert summary["epochs"] == 1 and (tmp_path / "student" / "best.safetensors").is_file()
+    with pytest.raises(FaceparseError, match="weights not found"):
+        train(_cfg(tiny_dataset, tmp_path / "missing", distill=str(tmp_path / "nope.safetensors")), TINY)

@@ -98,6 +98,7 @@ def train_config(settings: dict) -> TrainConfig:
         lovasz_pixels=settings["lovasz_pixels"], patience=settings["patience"], seed=settings["seed"],
         device=settings["device"], fix_left_right=settings["fix_left_right"], workers=settings["workers"],
         cache=settings["cache"], balance=settings["balance"], init=settings["init"], ema=settings["ema"],
+        distill=settings["distill"], distill_weight=settings["distill_weight"],
         augment=augment,
     )
 

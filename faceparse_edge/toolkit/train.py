@@ -19,6 +19,7 @@ from ..fileio import write_text_atomic
 from ..progress import console, progress_bar
 from .augment import AugmentConfig, Augmenter
 from .checkpoint import FORMAT_TAG, load_checkpoint, load_model, save_checkpoint, save_weights
+from .distill import FlipTeacher, soft_cross_entropy
 from .dataset import CACHE_CHOICES, FaceParsingDataset, make_loader, repeat_factors
 from .data import list_samples
 from .distributed import from_rank0, process_group, rank_and_world
@@ -58,6 +59,8 @@ class TrainConfig:
     cache: str = "auto"  # decoded training pairs in memory: auto (if under 2 GiB), ram or none
     balance: float = 0.0  # repeat-factor sampling threshold: images with rarer classes drawn more often; 0 = off
     init: str | None = None  # start from these weights (same architecture; a file or a shipped model's name)
+    distill: str | None = None  # teacher weights: its flip-TTA probabilities are soft targets too
+    distill_weight: float = 1.0  # weight of the soft-target cross-entropy beside `loss`
     ema: float = 0.0  # decay of an exponential moving average of the weights, which is then scored and saved; 0 = off
     augment: dict = field(default_factory=lambda: asdict(AugmentConfig()))
 
@@ -70,10 +73,14 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def train_step(model, loss_fn, optimizer, scaler, x, y) -> float:
-    """One optimisation step (mixed precision when the scaler is enabled, i.e. on CUDA)."""
+def train_step(model, loss_fn, optimizer, scaler, x, y, teacher=None, distill_weight: float = 0.0) -> float:
+    """One optimisation step (mixed precision when the scaler is enabled, i.e. on CUDA); with a
+    teacher, plus the cross-entropy to its soft targets."""
     with torch.autocast("cuda", dtype=torch.float16, enabled=scaler.is_enabled()):
-        loss = loss_fn(model(x), y)
+        logits = model(x)
+        loss = loss_fn(logits, y)
+        if teacher is not None:
+            loss = loss + distill_weight * soft_cross_entropy(logits, teacher(x))
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     scaler.step(optimizer)
@@ -175,6 +182,7 @@ def _train(cfg: TrainConfig, model_config: ModelConfig, state: dict | None, devi
                               int(cfg.warmup_epochs * steps_per_epoch))
     scaler = torch.amp.GradScaler("cuda", enabled=device.startswith("cuda"))
     ema = _averaged(model, cfg.ema) if cfg.ema else None
+    teacher = FlipTeacher(load_model(cfg.distill), model_config.mean, model_config.std).to(device) if cfg.distill else None
     history, best_miou, start_epoch, bad_epochs = [], -1.0, 0, 0
     if state is not None:
         model.load_state_dict(state["model"])
@@ -190,7 +198,8 @@ def _train(cfg: TrainConfig, model_config: ModelConfig, state: dict | None, devi
         if world > 1 else model
     say(f"training {count_parameters(model):,} parameters on {device}" + (f" x {world} processes" if world > 1 else "")
         + f": {len(dataset)} train / {len(val_samples)} val images at {model_config.input_size}px, {cfg.epochs} epochs, "
-        f"{workers} data workers, " + ("cached in memory" if dataset.cached else "streamed from disk"))
+        + (f"distilling {cfg.distill}'s flip-TTA parse, " if teacher is not None else "")
+        + f"{workers} data workers, " + ("cached in memory" if dataset.cached else "streamed from disk"))
 
     for epoch in range(start_epoch, cfg.epochs):
         trained.train()
@@ -199,7 +208,8 @@ def _train(cfg: TrainConfig, model_config: ModelConfig, state: dict | None, devi
         with progress_bar(transient=True, disable=not main) as progress:
             task = progress.add_task(f"epoch {epoch + 1}/{cfg.epochs}", total=steps_per_epoch, info="")
             for x, y in loader:
-                loss = train_step(trained, loss_fn, optimizer, scaler, x.to(device), y.to(device))
+                loss = train_step(trained, loss_fn, optimizer, scaler, x.to(device), y.to(device), teacher,
+                                  cfg.distill_weight)
                 if not np.isfinite(loss):
                     raise Diverged(f"training diverged at epoch {epoch + 1} (loss {loss}); lower --lr")
                 schedule.step_batch()
