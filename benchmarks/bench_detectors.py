@@ -21,6 +21,7 @@ import numpy as np
 from faceparse_edge.fileio import atomic_path, read_image, write_text_atomic
 from faceparse_edge.runtime.faces import HaarDetector, YuNetDetector
 from faceparse_edge.sysinfo import cpu_class, describe, machine_info
+from faceparse_edge.tables import markdown_table
 from faceparse_edge.toolkit.data import list_samples
 
 RESULTS = Path(__file__).resolve().parent / "results" / cpu_class()  # one folder per CPU kind
@@ -101,11 +102,11 @@ def main():
           f"ms: median per call over {args.rounds} interleaved passes over the video. Photos: "
           f"{len(photos)} photos with one face each. Aligned: the {len(aligned)} val images. False positives: see "
           "the contact sheet [detectors.png](detectors.png) (every 10th frame).\n",
-          "| detector | frames with a face | per shot | faces per frame | faces on the photos | aligned val with a face | ms per frame |",
-          "|---|---|---|---|---|---|---|"]
-    md += [f"| {r['detector']} | {r['frames_with_face']} / {len(frames)} | {r['frames_with_face_per_shot']} | "
-           f"{r['faces_per_frame']} | {r['photo_faces']} | {r['aligned_val_with_face']} / {len(aligned)} | "
-           f"{r['ms_median']} |" for r in rows]
+          markdown_table(("detector", "frames with a face", "per shot", "faces per frame", "faces on the photos",
+                          "aligned val with a face", "ms per frame"),
+                         ((r["detector"], f"{r['frames_with_face']} / {len(frames)}", r["frames_with_face_per_shot"],
+                           r["faces_per_frame"], r["photo_faces"], f"{r['aligned_val_with_face']} / {len(aligned)}",
+                           r["ms_median"]) for r in rows))]
     write_text_atomic(RESULTS / "detectors.md", "\n".join(md) + "\n")
     write_text_atomic(RESULTS / "detectors.json", json.dumps({"machine": machine, "rows": rows}, indent=2))
     print("\n".join(md))

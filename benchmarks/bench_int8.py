@@ -27,6 +27,7 @@ from faceparse_edge.export.quantize import quantize_onnx, quantize_openvino, to_
 from faceparse_edge.fileio import write_text_atomic
 from faceparse_edge.runtime.backends import open_backend
 from faceparse_edge.sysinfo import cpu_class, describe, machine_info
+from faceparse_edge.tables import markdown_table
 from faceparse_edge.toolkit.checkpoint import load_model
 from faceparse_edge.toolkit.data import list_samples
 
@@ -92,14 +93,13 @@ def main():
           f"FP32 ONNX Runtime val mIoU {round(reference['miou'], 2)}, batch-1 latency {ref_ms} ms. 32 stratified "
           f"calibration images. Latency: median of 3 interleaved rounds of 30 runs. "
           "Command: `python benchmarks/bench_int8.py`.\n",
-          "| setting | mIoU | delta mIoU | argmax agreement with FP32 % | p50 ms | speed-up vs FP32 |",
-          "|---|---|---|---|---|---|"]
-    md += [f"| {r['setting']} | {r['miou']} | {r['delta_miou']} | {r['agreement']} | {r['p50_ms']} | "
-           f"{r['speedup_vs_fp32']}x |" for r in settings]
+          markdown_table(("setting", "mIoU", "delta mIoU", "argmax agreement with FP32 %", "p50 ms", "speed-up vs FP32"),
+                         ((r["setting"], r["miou"], r["delta_miou"], r["agreement"], r["p50_ms"], f"{r['speedup_vs_fp32']}x")
+                          for r in settings))]
     if sweep:
         md += ["\n## Calibration set size (stratified picks from the train split)\n",
-               "| images | ONNX Runtime INT8 mIoU | OpenVINO INT8 mIoU |", "|---|---|---|"]
-        md += [f"| {r['calibration_images']} | {r['onnxruntime_int8_miou']} | {r['openvino_int8_miou']} |" for r in sweep]
+               markdown_table(("images", "ONNX Runtime INT8 mIoU", "OpenVINO INT8 mIoU"),
+                              ((r["calibration_images"], r["onnxruntime_int8_miou"], r["openvino_int8_miou"]) for r in sweep))]
     write_text_atomic(RESULTS / "int8.md", "\n".join(md) + "\n")
     write_text_atomic(RESULTS / "int8.json", json.dumps(
         {"machine": machine, "fp32_miou": round(reference["miou"], 2), "fp32_p50_ms": ref_ms, "settings": settings,

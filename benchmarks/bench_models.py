@@ -20,6 +20,7 @@ from faceparse_edge.fileio import write_text_atomic
 from faceparse_edge.runtime.pipeline import Pipeline
 from faceparse_edge.runtime.video import run_stream
 from faceparse_edge.sysinfo import cpu_class, describe, machine_info
+from faceparse_edge.tables import markdown_table
 from faceparse_edge.weights import MODELS
 
 RESULTS = Path(__file__).resolve().parent / "results" / cpu_class()  # one folder per CPU kind
@@ -50,10 +51,9 @@ def main():
     md = [f"# Shipped models on {Path(args.video).name}, end to end\n", f"Machine: {describe(machine)}\n",
           f"Flip TTA on, {args.threads} threads, detector every 5 frames, smoothing 0.9 (the `video` defaults), "
           f"ONNX Runtime FP32; median of {args.repeats} interleaved runs. Command: `python benchmarks/bench_models.py`.\n",
-          "| model | input | FPS, all frames | FPS, frames with one face | infer ms/frame | runs (FPS) |",
-          "|---|---|---|---|---|---|"]
-    md += [f"| {r['model']} | {r['input_size']} | {r['fps_median']:.2f} | {r['fps_one_face_median']:.2f} | "
-           f"{r['infer_ms_median']:.2f} | {', '.join(f'{v:.2f}' for v in r['fps_runs'])} |" for r in rows]
+          markdown_table(("model", "input", "FPS, all frames", "FPS, frames with one face", "infer ms/frame", "runs (FPS)"),
+                         ((r["model"], r["input_size"], f"{r['fps_median']:.2f}", f"{r['fps_one_face_median']:.2f}",
+                           f"{r['infer_ms_median']:.2f}", ", ".join(f"{v:.2f}" for v in r["fps_runs"])) for r in rows))]
     write_text_atomic(RESULTS / "models_video.md", "\n".join(md) + "\n")
     write_text_atomic(RESULTS / "models_video.json", json.dumps({"machine": machine, "rows": rows}, indent=2))
     print("\n".join(md))

@@ -32,6 +32,7 @@ from faceparse_edge.runtime.faces import CropRule, rule_file
 from faceparse_edge.runtime.pipeline import Pipeline
 from faceparse_edge.runtime.video import STAGES, flicker, run_stream
 from faceparse_edge.sysinfo import cpu_class, describe, machine_info
+from faceparse_edge.tables import markdown_table
 from faceparse_edge.toolkit.data import list_samples, load_pair
 
 RESULTS = Path(__file__).resolve().parent / "results" / cpu_class()  # one folder per CPU kind
@@ -193,13 +194,11 @@ def main():
           f"Flip TTA on, {args.threads} threads, detector every {args.detect_every} frames, backend "
           f"{rows[0]['backend']} ({rows[0]['precision']}); median of {args.repeats} interleaved runs. Command: `python benchmarks/bench_runtime.py`.\n",
           f"Frames by number of faces found: {rows[0]['frames_by_faces']}.\n",
-          "| setting | FPS, all frames | FPS, frames with one face | decode | track | detect | infer | draw | write "
-          "| flicker | motion-compensated flicker | flicker on repeated frames | agreement with unsmoothed |",
-          "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    md += [f"| {r['setting']} | {r['fps_median']} | {r['fps_one_face_median']} | "
-           + " | ".join(f"{r['ms'][k]:.2f}" for k in STAGES)
-           + f" | {r['flicker']} | {r['flicker_compensated']} | {r['flicker_repeated_frames']} "
-             f"| {r['agreement_with_unsmoothed']} |" for r in rows]
+          markdown_table(("setting", "FPS, all frames", "FPS, frames with one face", *STAGES, "flicker",
+                          "motion-compensated flicker", "flicker on repeated frames", "agreement with unsmoothed"),
+                         ((r["setting"], r["fps_median"], r["fps_one_face_median"], *(f"{r['ms'][k]:.2f}" for k in STAGES),
+                           r["flicker"], r["flicker_compensated"], r["flicker_repeated_frames"],
+                           r["agreement_with_unsmoothed"]) for r in rows))]
     md.append("\nMilliseconds are per frame, averaged over all frames. Flicker reduction (smoothing off / on; "
               "below 1x, smoothing raised it): "
               + ", ".join(f"{k}: {v['flicker']}x raw, {v['flicker_compensated']}x motion-compensated, "
@@ -221,16 +220,15 @@ def main():
            f"{steadiness.NOISE_SIGMA:g}) and JPEG re-encoding (quality {steadiness.JPEG_QUALITY}). Still: the photo held still; "
            "flicker off / on and the reduction (goal: at least 2x). Moving: panned, zoomed and turned along a smooth "
            "path; agreement of the smoothed labels with the per-frame parse (goal: at least 0.95).\n",
-           "| setting | photo | still flicker, off | still flicker, on | reduction | moving agreement |",
-           "|---|---|---|---|---|---|"]
-    md += [f"| {r['setting']} | {r['photo']} | {r['still_flicker_off']} | {r['still_flicker_on']} | "
-           f"{r['still_reduction']}x | {r['moving_agreement']} |" for r in steady_rows]
+           markdown_table(("setting", "photo", "still flicker, off", "still flicker, on", "reduction", "moving agreement"),
+                          ((r["setting"], r["photo"], r["still_flicker_off"], r["still_flicker_on"], f"{r['still_reduction']}x",
+                            r["moving_agreement"]) for r in steady_rows))]
     md += ["\n## Alignment: val mIoU through detection and cropping\n",
            "Flip TTA, YuNet; each val image turned about its centre. Landmarks: the similarity crop from the five "
            "landmarks (the runtime's). Box: an upright square from the detector box alone (as before alignment).\n",
-           "| turned by | landmarks: mIoU | faces found | box: mIoU | faces found |", "|---|---|---|---|---|"]
-    md += [f"| {r['angle']} deg | {r['landmarks_miou']} | {r['landmarks_found']}/100 | {r['box_miou']} | "
-           f"{r['box_found']}/100 |" for r in turned]
+           markdown_table(("turned by", "landmarks: mIoU", "faces found", "box: mIoU", "faces found"),
+                          ((f"{r['angle']} deg", r["landmarks_miou"], f"{r['landmarks_found']}/100", r["box_miou"],
+                            f"{r['box_found']}/100") for r in turned))]
     write_text_atomic(RESULTS / "runtime.md", "\n".join(md) + "\n")
     write_text_atomic(RESULTS / "runtime.json", json.dumps({"machine": machine, "rows": rows, "flicker_reduction": reductions,
                                                             "accuracy": parity, "steadiness": steady_rows,

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from faceparse_edge.fileio import write_text_atomic
 from faceparse_edge.sysinfo import cpu_class, describe, machine_info
+from faceparse_edge.tables import markdown_table
 
 RESULTS = Path(__file__).resolve().parent / "results" / cpu_class()  # one folder per CPU kind
 REPO = Path(__file__).resolve().parents[1]
@@ -118,12 +119,11 @@ def main():
           f"(edge preset, 256 px, batch {args.batch} in all), 1 epoch on {args.train_images} training images, "
           f"training pass only; median of {args.repeats} interleaved runs. Processes > 1: `torchrun "
           f"--nproc-per-node N` (gloo), OMP threads split between them.\n",
-          "| processes | workers per process | cache | images/s | runs | vs first row |", "|---|---|---|---|---|---|"]
-    md += [f"| {r['processes']} | {r['workers_per_process']} | {r['cache']} | {r['images_per_s']} | "
-           f"{', '.join(map(str, r['runs']))} | {r['vs_first_row']}x |" for r in rows]
+          markdown_table(("processes", "workers per process", "cache", "images/s", "runs", "vs first row"),
+                         ((r["processes"], r["workers_per_process"], r["cache"], r["images_per_s"],
+                           ", ".join(map(str, r["runs"])), f"{r['vs_first_row']}x") for r in rows))]
     md += ["", f"Memory: peak RSS of a process that builds the dataset of {mem[0]['images']:,} generated 64 px pairs "
-           "and draws 100 batches of 16.\n", "| cache | peak RSS MB |", "|---|---|"]
-    md += [f"| {m['cache']} | {m['peak_rss_mb']} |" for m in mem]
+           "and draws 100 batches of 16.\n", markdown_table(("cache", "peak RSS MB"), ((m["cache"], m["peak_rss_mb"]) for m in mem))]
     md += ["", f"Cached, the set costs {per_image:,.0f} bytes per 64 px image ({64 * 64 * 4:,} = 4 bytes per pixel: RGB "
            f"and the mask), so 30,000 images at 512 px would take {30000 * 512 * 512 * 4 / 1e9:.1f} GB cached "
            "(`--cache auto` streams any set over 2 GiB); streamed, memory does not grow with the set."]

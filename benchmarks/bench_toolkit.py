@@ -21,6 +21,7 @@ import torch
 
 from faceparse_edge.fileio import write_text_atomic
 from faceparse_edge.sysinfo import cpu_class, describe, machine_info
+from faceparse_edge.tables import markdown_table
 from faceparse_edge.toolkit.augment import Augmenter
 from faceparse_edge.toolkit.data import list_samples
 from faceparse_edge.toolkit.evaluate import evaluate_model
@@ -105,9 +106,9 @@ def main():
               f"Training: batch {args.batch}, CE + Lovasz (16k px), augmentation on; median of {args.repeats} "
               f"rounds of {args.steps} steps. Inference: batch 1, median of 20 runs. Evaluate: {len(val_samples)} "
               "val images at 512x512 ground truth, no TTA (decode, preprocess, infer, upsample, score).\n\n")
-    table = "| preset | imgsz | params | train img/s | infer ms (b=1) | evaluate img/s |\n|---|---|---|---|---|---|\n"
-    table += "".join(f"| {r['preset']} | {r['imgsz']} | {r['params']:,} | {r['train_img_per_s']} | "
-                     f"{r['infer_ms_batch1']} | {r['evaluate_img_per_s']} |\n" for r in rows)
+    table = markdown_table(("preset", "imgsz", "params", "train img/s", "infer ms (b=1)", "evaluate img/s"),
+                           ((r["preset"], r["imgsz"], f"{r['params']:,}", r["train_img_per_s"], r["infer_ms_batch1"],
+                             r["evaluate_img_per_s"]) for r in rows)) + "\n"
     print(table)
     write_text_atomic(RESULTS / "toolkit.md", header + table)
     buf = io.StringIO()

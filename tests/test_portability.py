@@ -135,3 +135,5 @@ def test_benchmark_rows_name_their_execution_precision_and_the_table_its_cpu(tmp
     saved = json.loads((tmp_path / "out" / "benchmark.json").read_text())
     assert saved["machine"]["cpu_flags"] == inference_flags() and "openvino" in saved["machine"]["libraries"]
     assert {r["execution"] for r in saved["rows"]} == {"f32", "bf16", "f16"}
+    header, rule, *lines = table.strip().splitlines()[-len(saved["rows"]) - 2:]  # one table line per row
+    assert rule == "|" + "---|" * header.count(" | ") + "---|" and all(line.startswith("| edge | ") for line in lines)

@@ -18,6 +18,7 @@ from ..errors import FaceparseError, first_line
 from ..fileio import atomic_path, write_text_atomic
 from ..runtime.backends import model_size_mb
 from ..sysinfo import describe
+from ..tables import markdown_table
 
 FORMATS = (  # name, precision, file relative to the models folder (None: the torch model)
     ("PyTorch eager", "fp32", None),
@@ -119,9 +120,8 @@ COLUMNS = ("model", "format", "precision", "execution", "status", "size_mb", "mi
 
 
 def to_markdown(rows, machine: dict, note: str) -> str:
-    header = "| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n"
-    body = "".join("| " + " | ".join("" if r.get(c) is None else str(r.get(c)) for c in COLUMNS) + " |\n" for r in rows)
-    return f"# faceparse-edge benchmark\n\nMachine: {describe(machine)}\n\n{note}\n\n{header}{body}"
+    table = markdown_table(COLUMNS, ([r.get(c) for c in COLUMNS] for r in rows))
+    return f"# faceparse-edge benchmark\n\nMachine: {describe(machine)}\n\n{note}\n\n{table}\n"
 
 
 def save_results(rows, out_dir: Path, machine: dict, note: str) -> list[Path]:
