@@ -10,8 +10,9 @@ from .model import FaceParser
 
 
 class FlipTeacher(nn.Module):
-    """A frozen model whose soft targets are its flip-TTA class probabilities at the student's
-    input resolution; inputs normalised for the student are re-normalised for the teacher."""
+    """A frozen model whose soft targets are its flip-TTA class probabilities at its decoder's
+    resolution (as evaluation and the runtime average them); inputs normalised for the student
+    are re-normalised for the teacher."""
 
     def __init__(self, teacher: FaceParser, student_mean, student_std):
         super().__init__()
@@ -27,11 +28,17 @@ class FlipTeacher(nn.Module):
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x * self.scale + self.shift
-        probs = self.teacher(torch.cat([x, x.flip(3)])).float().softmax(1)
+        probs = self.teacher.coarse_logits(torch.cat([x, x.flip(3)])).float().softmax(1)
         n = len(x)
         return 0.5 * (probs[:n] + probs[n:][:, self.permutation].flip(3))
 
 
 def soft_cross_entropy(logits: torch.Tensor, target_probs: torch.Tensor) -> torch.Tensor:
-    """Pixel-mean cross-entropy to soft targets (the KL divergence to them plus a constant)."""
+    """Pixel-mean cross-entropy to soft targets (the KL divergence to them plus a constant).
+
+    Logits finer than the targets are average-pooled to their grid first: scoring 16x fewer
+    pixels at the decoder's stride keeps distillation cheap on a CPU.
+    """
+    if logits.shape[-2:] != target_probs.shape[-2:]:
+        logits = F.adaptive_avg_pool2d(logits, target_probs.shape[-2:])
     return -(target_probs * F.log_softmax(logits.float(), dim=1)).sum(1).mean()
