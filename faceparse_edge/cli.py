@@ -221,7 +221,7 @@ def train(
                                           "config.yaml or `tune`'s best); options given here override it."),
     data: Optional[Path] = typer.Option(None, help="Dataset directory (images/, masks/, splits/); with --resume, the run's own."),
     out_dir: Path = typer.Option(Path("runs/train"), "--out", help="Run folder: checkpoints, metrics, curves, config.yaml."),
-    preset: str = typer.Option("edge", help="Model preset: edge (default), edge-hq (edge's layers at 384 px) or seed (the reference design); the "
+    preset: str = typer.Option("edge", help="Model preset: edge (default), edge-hq (edge's layers at 512 px) or seed (the reference design); the "
                                "architecture options below override its values.", rich_help_panel="Model"),
     width: Optional[str] = typer.Option(None, help="Encoder width multiplier, or 'auto' to fill the parameter budget.", rich_help_panel="Model"),
     layers: Optional[int] = typer.Option(None, min=2, max=12, help="Encoder feature layers kept (of MobileNetV3-small's 12).", rich_help_panel="Model"),
@@ -233,7 +233,7 @@ def train(
     low_level_channels: Optional[int] = typer.Option(None, min=4, max=256, help="Channels of the projected stride-4 feature.", rich_help_panel="Model"),
     dropout: Optional[float] = typer.Option(None, min=0, max=0.9, help="Dropout before the classifier.", rich_help_panel="Model"),
     budget: int = typer.Option(2_000_000, min=1, help="Trainable parameter budget.", rich_help_panel="Model"),
-    imgsz: Optional[int] = typer.Option(None, min=64, max=2048, callback=_multiple_of_32, help="Training and inference input size (a multiple of 32); default: the preset's (edge 256, edge-hq 384).", rich_help_panel="Model"),
+    imgsz: Optional[int] = typer.Option(None, min=64, max=2048, callback=_multiple_of_32, help="Training and inference input size (a multiple of 32); default: the preset's (edge 256, edge-hq 512).", rich_help_panel="Model"),
     flip: float = typer.Option(0.5, min=0, max=1, help="Probability of a mirror (left/right labels swapped).", rich_help_panel="Augmentation"),
     scale: float = typer.Option(1.25, min=1, max=4, help="Zoom range: 1/scale .. scale.", rich_help_panel="Augmentation"),
     rotate: float = typer.Option(15.0, min=0, max=180, help="Rotation range in degrees (+-).", rich_help_panel="Augmentation"),

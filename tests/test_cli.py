@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from safetensors.torch import save_file
 
 from faceparse_edge.weights import resolve_model
@@ -121,3 +122,20 @@ def test_shipped_models_are_chosen_by_short_name_on_every_command(tmp_path):
     assert_one_line_error(cli("info", "-m", "edgy"), "no model file or shipped model named 'edgy' (shipped: edge, edge-int8")
     assert_one_line_error(cli("export", "-m", "edge-int8", "--data", tmp_path), "is an exported model; this needs torch weights")
     assert_one_line_error(cli("check", "-m", "edge-int8", "--data", tmp_path), "unknown model 'edge-int8': the shipped models are edge")
+
+
+@pytest.mark.parametrize("name", ["edge", "edge-hq"])
+def test_every_file_of_a_shipped_model_is_the_same_model(name):
+    """A shipped folder's ONNX and OpenVINO files, FP32 and INT8, carry the config of its torch
+    weights, and the preset of the same name trains at that size."""
+    from faceparse_edge.runtime.backends import open_backend
+    from faceparse_edge.toolkit.checkpoint import load_model
+    from faceparse_edge.toolkit.model import PRESETS
+    from faceparse_edge.weights import EXPORT_FILES, TORCH_FILE, model_dir
+
+    config = load_model(name).config.to_dict()
+    assert config["input_size"] == PRESETS[name].input_size
+    for (backend, int8), file in EXPORT_FILES.items():
+        info = open_backend(model_dir(name) / file, backend).info
+        assert info.config == config and info.precision == ("int8" if int8 else "fp32"), file
+    assert (model_dir(name) / TORCH_FILE).is_file()

@@ -80,9 +80,9 @@ PRESETS = {
         dropout=0.1, decoder_channels=64, low_level_channels=24, input_size=256,
     ),
 }
-# The accurate model: eyes, brows and earrings are a few pixels wide at 256; edge's layers at 384
-# start from edge's weights (`train --preset edge-hq --init edge`), see MODEL_CARD.md.
-PRESETS["edge-hq"] = replace(PRESETS["edge"], input_size=384)
+# The accurate model: eyes, brows and earrings are a few pixels wide at 256; edge's layers at 512
+# (the labels' resolution), trained up from edge's weights through 384 px, see MODEL_CARD.md.
+PRESETS["edge-hq"] = replace(PRESETS["edge"], input_size=512)
 DEFAULT_PRESET = "edge"
 
 

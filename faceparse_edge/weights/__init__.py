@@ -12,7 +12,7 @@ from ..errors import FaceparseError
 WEIGHTS_DIR = Path(__file__).resolve().parent
 MODELS = {
     "edge": "fast: 256 px, the runtime default",
-    "edge-hq": "accurate: 384 px",
+    "edge-hq": "accurate: 512 px",
 }
 DEFAULT_MODEL = "edge"
 TORCH_FILE = "weights.safetensors"  # torch weights, config in the metadata
