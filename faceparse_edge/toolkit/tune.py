@@ -11,6 +11,7 @@ import json
 import os
 import socket
 import warnings
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -167,9 +168,29 @@ def trial_rows(study) -> list[dict]:
     return rows
 
 
+@contextmanager
+def _one_writer_at_a_time(out_dir: Path):
+    """An exclusive lock on the results folder. Workers sharing it write in turn, each from what
+    it reads under the lock, so the last to finish writes every trial's final state; without it,
+    a worker still plotting from an older read could rename its tables over a newer worker's."""
+    import fcntl
+
+    with open(out_dir / ".results.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def save_results(study, base: dict, full: dict, out_dir: Path) -> dict:
     """Trials table (CSV/JSON), best settings (a `train --config` file for a full run: the `full`
     epochs and input size, not the proxy's), importances and plots."""
+    with _one_writer_at_a_time(out_dir):
+        return _save_results(study, base, full, out_dir)
+
+
+def _save_results(study, base: dict, full: dict, out_dir: Path) -> dict:
     import csv
     import io
 
