@@ -19,9 +19,9 @@ from ..fileio import write_text_atomic
 from ..progress import console, progress_bar
 from .augment import AugmentConfig, Augmenter
 from .checkpoint import FORMAT_TAG, load_checkpoint, load_model, save_checkpoint, save_weights
-from .distill import FlipTeacher, soft_cross_entropy
 from .dataset import CACHE_CHOICES, FaceParsingDataset, make_loader, repeat_factors
 from .data import list_samples
+from .distill import FlipTeacher, soft_cross_entropy
 from .distributed import from_rank0, process_group, rank_and_world
 from .evaluate import evaluate_model
 from .losses import CombinedLoss
@@ -252,8 +252,9 @@ def _train(cfg: TrainConfig, model_config: ModelConfig, state: dict | None, devi
             save_checkpoint(out / "last.pt", checkpoint)
             _write_history(out, history)
         h = history[-1]
-        say(f"epoch {epoch + 1}/{cfg.epochs}  loss {h['train_loss']:.4f}  val mIoU {h['val_miou']:.2f}"
-            + (f" (EMA; raw {h['val_miou_raw']:.2f})" if ema is not None else "") + f" (best {best_miou:.2f})  F {h['val_f_measure']:.2f}  {h['images_per_s']:.1f} img/s  {h['epoch_s']:.0f}s")
+        raw = f" (EMA; raw {h['val_miou_raw']:.2f})" if ema is not None else ""
+        say(f"epoch {epoch + 1}/{cfg.epochs}  loss {h['train_loss']:.4f}  val mIoU {h['val_miou']:.2f}{raw}"
+            f" (best {best_miou:.2f})  F {h['val_f_measure']:.2f}  {h['images_per_s']:.1f} img/s  {h['epoch_s']:.0f}s")
         if on_epoch is not None:
             on_epoch(epoch + 1, val["miou"])
         if cfg.patience and bad_epochs >= cfg.patience:
