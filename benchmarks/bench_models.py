@@ -19,7 +19,7 @@ from pathlib import Path
 from faceparse_edge.fileio import write_text_atomic
 from faceparse_edge.runtime.pipeline import Pipeline
 from faceparse_edge.runtime.video import run_stream
-from faceparse_edge.sysinfo import cpu_class, describe, machine_info
+from faceparse_edge.sysinfo import cpu_class, cpu_times, describe, machine_info
 from faceparse_edge.tables import markdown_table
 from faceparse_edge.weights import MODELS
 
@@ -33,6 +33,7 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    start = cpu_times()  # the run's CPU steal goes into the results
 
     out = Path(tempfile.mkdtemp()) / "out.mp4"
     runs, sizes = {name: [] for name in args.models}, {}
@@ -47,7 +48,7 @@ def main():
              "fps_one_face_median": statistics.median(r["fps_by_faces"]["1"] for r in rs),
              "fps_runs": [r["fps"] for r in rs], "infer_ms_median": statistics.median(r["ms"]["infer"] for r in rs),
              "frames": rs[0]["frames"], "frames_by_faces": rs[0]["frames_by_faces"]} for name, rs in runs.items()]
-    machine = machine_info(args.threads)
+    machine = machine_info(args.threads, since=start)
     md = [f"# Shipped models on {Path(args.video).name}, end to end\n", f"Machine: {describe(machine)}\n",
           f"Flip TTA on, {args.threads} threads, detector every 5 frames, smoothing 0.9 (the `video` defaults), "
           f"ONNX Runtime FP32; median of {args.repeats} interleaved runs. Command: `python benchmarks/bench_models.py`.\n",

@@ -31,7 +31,7 @@ from faceparse_edge.metrics import SegmentationMetrics
 from faceparse_edge.runtime.faces import CropRule, rule_file
 from faceparse_edge.runtime.pipeline import Pipeline
 from faceparse_edge.runtime.video import STAGES, flicker, run_stream
-from faceparse_edge.sysinfo import cpu_class, describe, machine_info
+from faceparse_edge.sysinfo import cpu_class, cpu_times, describe, machine_info
 from faceparse_edge.tables import markdown_table
 from faceparse_edge.toolkit.data import list_samples, load_pair
 
@@ -159,6 +159,7 @@ def main():
     parser.add_argument("--data", default="../shared/data/celebamask-mini")
     parser.add_argument("--media", default="../shared/media")
     args = parser.parse_args()
+    start = cpu_times()  # the run's CPU steal goes into the results
 
     parity = runtime_vs_evaluate(args.model, args.data)
     print(parity, flush=True)
@@ -189,7 +190,7 @@ def main():
     off = rows[-1]
     reductions = {r["setting"]: {k: round(off[k] / r[k], 2) for k in FLICKERS}
                   for r in rows[:-1]}
-    machine = machine_info(args.threads)
+    machine = machine_info(args.threads, since=start)
     md = [f"# Runtime on {Path(args.video).name}\n", f"Machine: {describe(machine)}\n",
           f"Flip TTA on, {args.threads} threads, detector every {args.detect_every} frames, backend "
           f"{rows[0]['backend']} ({rows[0]['precision']}); median of {args.repeats} interleaved runs. Command: `python benchmarks/bench_runtime.py`.\n",

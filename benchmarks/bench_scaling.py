@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 from faceparse_edge.fileio import write_text_atomic
-from faceparse_edge.sysinfo import cpu_class, describe, machine_info
+from faceparse_edge.sysinfo import cpu_class, cpu_times, describe, machine_info
 from faceparse_edge.tables import markdown_table
 
 RESULTS = Path(__file__).resolve().parent / "results" / cpu_class()  # one folder per CPU kind
@@ -90,6 +90,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--synthetic", type=int, default=30000)
     args = parser.parse_args()
+    start = cpu_times()  # the run's CPU steal goes into the results
     rows, mem = [], []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -112,7 +113,7 @@ def main():
             mem.append({"images": n, "cache": cache, "peak_rss_mb": round(peak / 1e6, 1)})
             print(mem[-1], flush=True)
     per_image = (mem[1]["peak_rss_mb"] - mem[0]["peak_rss_mb"]) * 1e6 / mem[0]["images"]
-    machine = machine_info()
+    machine = machine_info(since=start)
     md = ["# Training scale-out: data workers, DDP processes, streamed vs cached data\n",
           f"Machine: {describe(machine)}\n",
           f"Command: `python benchmarks/bench_scaling.py --data {args.data}`. Throughput: `faceparse-edge train` "

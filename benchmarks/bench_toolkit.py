@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from faceparse_edge.fileio import write_text_atomic
-from faceparse_edge.sysinfo import cpu_class, describe, machine_info
+from faceparse_edge.sysinfo import cpu_class, cpu_times, describe, machine_info
 from faceparse_edge.tables import markdown_table
 from faceparse_edge.toolkit.augment import Augmenter
 from faceparse_edge.toolkit.data import list_samples
@@ -31,10 +31,6 @@ from faceparse_edge.toolkit.dataset import FaceParsingDataset, make_loader
 from faceparse_edge.toolkit.train import train_step
 
 RESULTS = Path(__file__).resolve().parent / "results" / cpu_class()  # one folder per CPU kind
-
-
-def machine() -> dict:
-    return machine_info(torch.get_num_threads())
 
 
 def bench_training(config, samples, batch_size, steps, repeats):
@@ -82,6 +78,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--eval-images", type=int, default=20)
     args = parser.parse_args()
+    start = cpu_times()  # the run's CPU steal goes into the results
 
     train_samples = list_samples(args.data, "train")[: args.batch * args.steps]
     val_samples = list_samples(args.data, "val")[: args.eval_images]
@@ -100,8 +97,9 @@ def main():
                 "infer_ms_batch1": round(latency, 2), "evaluate_img_per_s": round(eval_rate, 2),
             })
             print(rows[-1], flush=True)
+    machine = machine_info(torch.get_num_threads(), since=start)
     malloc = "on (as in the Makefile)" if os.environ.get("MALLOC_TOP_PAD_") else "off"
-    header = (f"# Toolkit benchmark\n\nMachine: {describe(machine())}; glibc malloc tuning {malloc}.\n"
+    header = (f"# Toolkit benchmark\n\nMachine: {describe(machine)}; glibc malloc tuning {malloc}.\n"
               f"Command: `make benchmark` (or `python benchmarks/bench_toolkit.py --steps {args.steps}`).\n\n"
               f"Training: batch {args.batch}, CE + Lovasz (16k px), augmentation on; median of {args.repeats} "
               f"rounds of {args.steps} steps. Inference: batch 1, median of 20 runs. Evaluate: {len(val_samples)} "
@@ -116,7 +114,7 @@ def main():
     writer.writeheader()
     writer.writerows(rows)
     write_text_atomic(RESULTS / "toolkit.csv", buf.getvalue())
-    write_text_atomic(RESULTS / "toolkit.json", json.dumps({"machine": machine(), "rows": rows}, indent=2))
+    write_text_atomic(RESULTS / "toolkit.json", json.dumps({"machine": machine, "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

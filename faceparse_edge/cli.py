@@ -545,7 +545,7 @@ def benchmark(
     """PyTorch eager vs ONNX Runtime vs OpenVINO, FP32 and INT8, f32 and reduced execution, for one model or several:
     size, mIoU, latency, FPS."""
     from .export.benchmark import benchmark as run_benchmark, save_results
-    from .sysinfo import cpu_class, describe, machine_info
+    from .sysinfo import cpu_class, cpu_times, describe, machine_info
     from .toolkit.data import resolve_split
     from .weights import is_short_name, model_dir, resolve_model
 
@@ -560,9 +560,10 @@ def benchmark(
             models.append((Path(name).stem, resolve_model(name), models_dir))
     check_outputs([m[1] for m in models], folders=[out_dir])
     split = resolve_split(data, split)
+    start = cpu_times()
     rows = run_benchmark(models, str(data), split, threads, runs, rounds,
                          executions=tuple(p.value for p in precision))
-    machine = machine_info(threads)
+    machine = machine_info(threads, since=start)
     note = (f"Latency: batch 1 at the model's input size, after 10 warm-up runs, {rounds} interleaved rounds of "
             f"{runs} runs per format; FPS = 1000 / p50; speed-up = eager p50 / p50, same run. "
             f"mIoU on {data} [{split or 'all'}] at 512x512 ground truth, no TTA. Execution: the floating-point "

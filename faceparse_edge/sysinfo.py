@@ -61,18 +61,44 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def machine_info(threads: int | None = None) -> dict:
+def cpu_times(stat: str = "/proc/stat") -> tuple[int, int] | None:
+    """(steal, total) CPU time in ticks since boot, from Linux's /proc/stat; None elsewhere."""
+    try:
+        with open(stat) as f:
+            ticks = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return (ticks[7] if len(ticks) > 7 else 0), sum(ticks[:8])
+
+
+def steal_percent(start: tuple[int, int] | None, end: tuple[int, int] | None) -> float | None:
+    """Share of CPU time the hypervisor gave to other guests between two cpu_times() readings.
+
+    On a shared VM this is the noise behind slow runs: a benchmark that ran under 20% steal
+    measured a busy host, not the model.
+    """
+    if start is None or end is None or end[1] <= start[1]:
+        return None
+    return round(100 * (end[0] - start[0]) / (end[1] - start[1]), 1)
+
+
+def machine_info(threads: int | None = None, since: tuple[int, int] | None = None) -> dict:
+    """The machine; with `since` (a cpu_times() reading at the start of the run), the CPU steal since then."""
     info = {"cpu": cpu_model(), "logical_cores": os.cpu_count(), "cpu_flags": inference_flags(),
             "platform": platform.platform(), "libraries": library_versions()}
     if threads is not None:
         info["inference_threads"] = threads
+    if since is not None:
+        info["cpu_steal_percent"] = steal_percent(since, cpu_times())
     return info
 
 
 def describe(info: dict) -> str:
     """One line for the top of a table."""
     threads = f"; {info['inference_threads']} inference threads" if "inference_threads" in info else ""
+    steal = info.get("cpu_steal_percent")
+    steal = "" if steal is None else f"; CPU steal during the run {steal}% (time the host gave to other VMs)"
     libs = ", ".join(f"{k} {v}" for k, v in info["libraries"].items())
-    return (f"{info['cpu']}; {info['logical_cores']} logical cores{threads}; "
+    return (f"{info['cpu']}; {info['logical_cores']} logical cores{threads}{steal}; "
             f"flags: {' '.join(info['cpu_flags']) or 'none of ' + '/'.join(INFERENCE_FLAGS[:4])}; "
             f"{info['platform']}; {libs}")

@@ -5,6 +5,7 @@ decision logic with faked CPU capabilities, and the real branch this machine tak
 """
 
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -17,7 +18,8 @@ from faceparse_edge.export.benchmark import benchmark
 from faceparse_edge.export.calibration import calibration_batches, pick_stratified
 from faceparse_edge.export.quantize import quantize_onnx, resolve_int8_target
 from faceparse_edge.runtime.backends import check_execution_precision, open_backend, precision_ran
-from faceparse_edge.sysinfo import cpu_class, describe, has_vnni, inference_flags, machine_info
+from faceparse_edge.sysinfo import (cpu_class, cpu_times, describe, has_vnni, inference_flags, machine_info,
+                                     steal_percent)
 from faceparse_edge.toolkit.data import list_samples, resolve_split
 from faceparse_edge.weights import model_dir, resolve_model
 
@@ -63,6 +65,16 @@ def test_bf16_runs_where_the_cpu_has_it_and_is_refused_where_not():
             open_backend(FP32_IR, precision="bf16")
 
 
+def test_cpu_steal_is_the_hypervisors_share_of_the_time_between_two_readings(tmp_path):
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  100 0 50 800 10 0 0 40 0 0\ncpu0 50 0 25 400 5 0 0 20 0 0\n")
+    start = cpu_times(stat)
+    stat.write_text("cpu  160 0 70 860 10 0 0 100 0 0\n")
+    assert start == (40, 1000) and cpu_times(stat) == (100, 1200)
+    assert steal_percent(start, cpu_times(stat)) == 30.0  # 60 of 200 ticks
+    assert cpu_times(tmp_path / "missing") is None and steal_percent(None, start) is None
+
+
 def test_cpu_flags_decide_the_int8_target():
     assert has_vnni({"avx2", "avx512f", "avx512_vnni"}) and has_vnni({"avx2", "avx_vnni"})
     assert not has_vnni({"avx2", "fma", "avx512f"})
@@ -91,6 +103,30 @@ def test_int8_targets_use_7_bit_weights_without_vnni_and_8_bit_with_it(celeba_mi
         quantize_onnx(fp32, tmp_path / "arm.onnx", calibration, "arm")
     assert not (tmp_path / "arm.onnx").exists()
     assert resolve_int8_target("avx2") == "avx2" and resolve_int8_target("auto") in ("avx2", "vnni")
+
+
+def test_int8_activation_ranges_ignore_rare_outliers(celeba_mini, tmp_path):
+    """One extreme input value sets the input's 8-bit step under min/max calibration, not under
+    the default percentile calibration."""
+    from faceparse_edge.export.onnx_export import export_onnx
+    from faceparse_edge.toolkit.checkpoint import load_model
+
+    model = load_model()
+    c = model.config
+    fp32 = export_onnx(model, tmp_path / "fp32.onnx")
+    images = [s.image for s in pick_stratified(list_samples(celeba_mini, "train"), 8)]
+    calibration = calibration_batches(images, c.input_size, c.mean, c.std)
+    calibration[0][0, 0, 0, 0] = 1000.0
+
+    def input_scale(path: Path) -> float:
+        proto = onnx.load(str(path))
+        inits = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+        first = next(n for n in proto.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == proto.graph.input[0].name)
+        return float(inits[first.input[1]])
+
+    clipped = input_scale(quantize_onnx(fp32, tmp_path / "pct.onnx", calibration, "avx2"))
+    stretched = input_scale(quantize_onnx(fp32, tmp_path / "minmax.onnx", calibration, "avx2", percentile=None))
+    assert stretched > 1000 / 255 * 0.99 and clipped < 10 / 255, (clipped, stretched)
 
 
 def test_precision_is_reported_in_info_and_stream_json(tmp_path):
@@ -134,6 +170,7 @@ def test_benchmark_rows_name_their_execution_precision_and_the_table_its_cpu(tmp
     assert f"flags: {' '.join(inference_flags())};" in table and describe(machine_info()).split(";")[0] in table
     saved = json.loads((tmp_path / "out" / "benchmark.json").read_text())
     assert saved["machine"]["cpu_flags"] == inference_flags() and "openvino" in saved["machine"]["libraries"]
+    assert 0 <= saved["machine"]["cpu_steal_percent"] <= 100 and "CPU steal during the run" in table
     assert {r["execution"] for r in saved["rows"]} == {"f32", "bf16", "f16"}
     header, rule, *lines = table.strip().splitlines()[-len(saved["rows"]) - 2:]  # one table line per row
     assert rule == "|" + "---|" * header.count(" | ") + "---|" and all(line.startswith("| edge | ") for line in lines)
