@@ -61,7 +61,7 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def cpu_times(stat: str = "/proc/stat") -> tuple[int, int] | None:
+def cpu_times(stat: str | os.PathLike = "/proc/stat") -> tuple[int, int] | None:
     """(steal, total) CPU time in ticks since boot, from Linux's /proc/stat; None elsewhere."""
     try:
         with open(stat) as f:
@@ -74,8 +74,8 @@ def cpu_times(stat: str = "/proc/stat") -> tuple[int, int] | None:
 def steal_percent(start: tuple[int, int] | None, end: tuple[int, int] | None) -> float | None:
     """Share of CPU time the hypervisor gave to other guests between two cpu_times() readings.
 
-    On a shared VM this is the noise behind slow runs: a benchmark that ran under 20% steal
-    measured a busy host, not the model.
+    On a shared VM this is one measurable cause of slow runs: a benchmark that ran under 20%
+    steal measured a busy host, not the model. (A host can also be slow without steal.)
     """
     if start is None or end is None or end[1] <= start[1]:
         return None
