@@ -125,17 +125,28 @@ def test_shipped_models_are_chosen_by_short_name_on_every_command(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["edge", "edge-hq"])
-def test_every_file_of_a_shipped_model_is_the_same_model(name):
+def test_every_file_of_a_shipped_model_is_the_same_model(name, celeba_mini):
     """A shipped folder's ONNX and OpenVINO files, FP32 and INT8, carry the config of its torch
-    weights, and the preset of the same name trains at that size."""
+    weights and compute its function (on a real face), and the preset of the same name trains
+    at that size."""
+    import torch
+
+    from faceparse_edge.fileio import read_image
+    from faceparse_edge.parsing import preprocess
     from faceparse_edge.runtime.backends import open_backend
     from faceparse_edge.toolkit.checkpoint import load_model
+    from faceparse_edge.toolkit.data import list_samples
     from faceparse_edge.toolkit.model import PRESETS
-    from faceparse_edge.weights import EXPORT_FILES, TORCH_FILE, model_dir
+    from faceparse_edge.weights import EXPORT_FILES, model_dir
 
-    config = load_model(name).config.to_dict()
-    assert config["input_size"] == PRESETS[name].input_size
+    model = load_model(name).eval()
+    c = model.config
+    assert c.input_size == PRESETS[name].input_size
+    batch = preprocess([read_image(list_samples(celeba_mini, "val")[0].image)], c.input_size, c.mean, c.std)
+    with torch.no_grad():
+        reference = model.coarse_logits(torch.from_numpy(batch)).numpy().argmax(1)
     for (backend, int8), file in EXPORT_FILES.items():
-        info = open_backend(model_dir(name) / file, backend).info
-        assert info.config == config and info.precision == ("int8" if int8 else "fp32"), file
-    assert (model_dir(name) / TORCH_FILE).is_file()
+        exported = open_backend(model_dir(name) / file, backend)
+        assert exported.info.config == c.to_dict() and exported.info.precision == ("int8" if int8 else "fp32"), file
+        agreement = (exported(batch).argmax(1) == reference).mean()
+        assert agreement > (0.95 if int8 else 0.999), (file, agreement)
