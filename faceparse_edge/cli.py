@@ -14,6 +14,7 @@ from rich.table import Table
 
 from .classes import CLASS_NAMES
 from .errors import FaceparseError
+from .export.quantize import CALIBRATION_PERCENTILE
 from .fileio import check_outputs, write_text_atomic
 from .progress import console
 from .runtime.backends import EXECUTION_PRECISIONS
@@ -267,6 +268,8 @@ def train(
     distill: Optional[str] = typer.Option(None, help="Teacher weights (a .safetensors/.pt file or a shipped model's "
                                           "name): its flip-TTA class probabilities become soft targets beside the labels."),
     distill_weight: float = typer.Option(1.0, min=0, help="Weight of the cross-entropy to the teacher's soft targets."),
+    distill_scales: str = typer.Option("1", help="Input scales (comma-separated, e.g. 0.8125,1,1.1875) the teacher's "
+                                       "flip-TTA parse is averaged over: a stronger teacher at one forward pass per scale."),
     ema: float = typer.Option(0.0, min=0, max=0.9999, help="Decay of an exponential moving average of the weights "
                               "(e.g. 0.995), scored and saved in their place; the raw weights' val mIoU is logged "
                               "beside it. 0 = off."),
@@ -287,9 +290,12 @@ def train(
         raise FaceparseError("train needs --data (or --config with a data setting, or --resume)")
     from .weights import resolve_model
 
+    from .toolkit.distill import parse_scales
+
     for weights in (init, distill):
         if weights is not None:
             resolve_model(weights)  # a mistyped name fails before any work
+    parse_scales(distill_scales)
     check_outputs([config, init, distill], [json_file], [out_dir])
     settings = {**{p.name: ctx.params[p.name] for p in ctx.command.params}, "epochs": epochs or (0 if resume else 60)}
     main_process = rank_and_world()[0] == 0  # under torchrun, rank 0 alone writes
@@ -430,6 +436,9 @@ def export(
     max_drop: Optional[float] = typer.Option(None, min=0, help="OpenVINO: accuracy-controlled INT8 within this many mIoU points."),
     int8_target: str = typer.Option("auto", help="CPU the ONNX Runtime INT8 model is for: avx2 (no VNNI: 7-bit "
                                     "weights, no saturation), vnni (full 8-bit), auto (this CPU's flags)."),
+    calib_percentile: float = typer.Option(CALIBRATION_PERCENTILE, min=99.0, max=100.0, help="ONNX Runtime INT8: "
+                                           "activation ranges at this percentile of the calibration values "
+                                           "(100 = their min/max)."),
     json_file: Optional[Path] = JsonOpt,
 ):
     """Export to ONNX or OpenVINO IR (FP32, and INT8 with --int8), with a parity check against torch."""
@@ -437,12 +446,14 @@ def export(
 
     if max_drop is not None and (fmt != "openvino" or not int8):
         raise FaceparseError("--max-drop applies to --format openvino --int8")
+    if calib_percentile != CALIBRATION_PERCENTILE and (fmt != "onnx" or not int8):
+        raise FaceparseError("--calib-percentile applies to --format onnx --int8")
     from .weights import resolve_model
 
     weights = resolve_model(model_name)
     check_outputs([weights, manifest], [json_file], [out_dir])
     rows = run_export(weights, fmt, int8, str(data), out_dir, imgsz, calib_size, manifest, max_drop,
-                      int8_target=int8_target)
+                      int8_target=int8_target, calib_percentile=calib_percentile)
     table = Table(title="export")
     for col in ("format", "precision", "file", "size MB", "max |diff|", "agreement %"):
         table.add_column(col, justify="left" if col in ("format", "precision", "file") else "right",

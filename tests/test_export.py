@@ -144,6 +144,18 @@ def test_export_bad_inputs_are_one_line_errors(subset, tmp_path):
     assert_one_line_error(cli("export", "--weights", junk, "--data", subset, "--out", tmp_path), "cannot load checkpoint")
     assert_one_line_error(cli("export", "--format", "onnx", "--int8", "--max-drop", "1", "--data", subset,
                               "--out", tmp_path), "--max-drop applies to --format openvino")
+    assert_one_line_error(cli("export", "--format", "openvino", "--int8", "--calib-percentile", "100", "--data", subset,
+                              "--out", tmp_path), "--calib-percentile applies to --format onnx --int8")
+
+
+def test_percentile_int8_export_keeps_the_calibrators_prints_out_of_its_output(subset, tmp_path):
+    """ONNX Runtime's histogram calibrators print their steps to stdout; export shows a progress bar instead."""
+    result = cli("export", "--int8", "--calib-percentile", "99.99", "--calib-size", "8", "--data", subset,
+                 "--out", tmp_path / "m", "--json", tmp_path / "rows.json")
+    assert result.returncode == 0, result.stderr
+    assert "histogram" not in (result.stdout + result.stderr).lower() and "int8" in result.stdout
+    rows = json.loads((tmp_path / "rows.json").read_text())
+    assert [r["precision"] for r in rows] == ["fp32", "int8"] and (tmp_path / "m" / "faceparse-edge-int8.onnx").is_file()
 
 
 def test_stratified_calibration_pick_includes_rare_classes(celeba_mini, tmp_path):

@@ -165,12 +165,12 @@ def test_balanced_training_runs_and_init_starts_from_trained_weights(tiny_datase
               replace(TINY, aspp_channels=24))
 
 
-def test_flip_teacher_is_mirror_consistent_and_renormalises_for_its_own_statistics(celeba_mini):
+def test_tta_teacher_is_mirror_consistent_and_renormalises_for_its_own_statistics(celeba_mini):
     import torch
 
     from faceparse_edge.classes import FLIP_PERMUTATION
     from faceparse_edge.toolkit.data import list_samples, load_pair, resize_pair
-    from faceparse_edge.toolkit.distill import FlipTeacher, soft_cross_entropy
+    from faceparse_edge.toolkit.distill import TTATeacher, soft_cross_entropy
 
     model = load_model("edge")  # a trained teacher, on two real val faces
     faces = [resize_pair(*load_pair(s), 128)[0] for s in list_samples(celeba_mini, "val")[:2]]
@@ -180,18 +180,42 @@ def test_flip_teacher_is_mirror_consistent_and_renormalises_for_its_own_statisti
         return (pixels - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
 
     c = model.config
-    probs = FlipTeacher(model, c.mean, c.std)(normalised(c.mean, c.std))
+    probs = TTATeacher(model, c.mean, c.std)(normalised(c.mean, c.std))
     assert probs.shape == (2, 19, 32, 32)  # at the decoder's stride
     assert torch.allclose(probs.sum(1), torch.ones(2, 32, 32), atol=1e-5) and probs.max() > 0.9
     other_mean, other_std = (0.45, 0.45, 0.45), (0.2, 0.2, 0.2)  # a student normalising differently
-    assert torch.allclose(FlipTeacher(model, other_mean, other_std)(normalised(other_mean, other_std)), probs, atol=1e-4)
+    assert torch.allclose(TTATeacher(model, other_mean, other_std)(normalised(other_mean, other_std)), probs, atol=1e-4)
     # the parse of the mirrored face is the mirrored parse with left and right swapped
-    mirrored = FlipTeacher(model, c.mean, c.std)(normalised(c.mean, c.std).flip(3))
+    mirrored = TTATeacher(model, c.mean, c.std)(normalised(c.mean, c.std).flip(3))
     assert torch.allclose(mirrored, probs[:, torch.as_tensor(FLIP_PERMUTATION)].flip(3), atol=1e-5)
     # soft cross-entropy is smallest at the targets' own log-probabilities
     assert soft_cross_entropy(probs.log(), probs) < soft_cross_entropy(probs.flip(3).log(), probs)
     fine = probs.log().repeat_interleave(4, 2).repeat_interleave(4, 3)  # student logits at the input size
     assert soft_cross_entropy(fine, probs) == pytest.approx(soft_cross_entropy(probs.log(), probs).item(), abs=1e-5)
+
+
+def test_tta_teacher_averages_scales_on_the_grid_of_scale_one(celeba_mini):
+    import torch
+
+    from faceparse_edge.classes import FLIP_PERMUTATION
+    from faceparse_edge.toolkit.data import list_samples, load_pair, resize_pair
+    from faceparse_edge.toolkit.distill import TTATeacher
+
+    model = load_model("edge")
+    c = model.config
+    faces = [resize_pair(*load_pair(s), 256)[0] for s in list_samples(celeba_mini, "val")[:2]]
+    x = (torch.from_numpy(np.stack(faces)).permute(0, 3, 1, 2).float() / 255 - torch.tensor(c.mean).view(1, 3, 1, 1)) \
+        / torch.tensor(c.std).view(1, 3, 1, 1)
+    single = TTATeacher(model, c.mean, c.std)(x)
+    multi = TTATeacher(model, c.mean, c.std, (0.75, 1.0, 1.25))(x)
+    assert multi.shape == single.shape == (2, 19, 64, 64)
+    assert torch.allclose(multi.sum(1), torch.ones(2, 64, 64), atol=1e-5)
+    # the other scales change the targets, but a trained model mostly agrees with itself across them
+    agreement = (multi.argmax(1) == single.argmax(1)).float().mean().item()
+    assert 0.9 < agreement < 1.0
+    # resizing is mirror-symmetric, so the averaged parse stays mirror-consistent
+    mirrored = TTATeacher(model, c.mean, c.std, (0.75, 1.0, 1.25))(x.flip(3))
+    assert torch.allclose(mirrored, multi[:, torch.as_tensor(FLIP_PERMUTATION)].flip(3), atol=1e-4)
 
 
 def test_distillation_trains_toward_a_teacher(tiny_dataset, tmp_path):

@@ -12,7 +12,7 @@ from ..parsing import preprocess
 from ..runtime.backends import model_size_mb, open_backend
 from .calibration import calibration_batches, pick_stratified, read_manifest
 from .onnx_export import export_onnx
-from .quantize import quantize_onnx, resolve_int8_target, quantize_openvino, to_openvino
+from .quantize import CALIBRATION_PERCENTILE, quantize_onnx, resolve_int8_target, quantize_openvino, to_openvino
 
 FORMATS = ("onnx", "openvino")
 # Parity thresholds against torch FP32 (argmax pixel agreement at the model's input size).
@@ -33,13 +33,13 @@ def parity(model, path: Path, batch: np.ndarray) -> dict:
 def export(weights, fmt: str, int8: bool, data: str, out_dir: Path, imgsz: int | None = None,
            calib_size: int = 32, manifest: Path | None = None, max_drop: float | None = None,
            val_split: str | None = None, calib_split: str | None = None, seed: int = 0,
-           int8_target: str = "auto") -> list[dict]:
+           int8_target: str = "auto", calib_percentile: float = CALIBRATION_PERCENTILE) -> list[dict]:
     """Export and check; returns one row per written model. Models are written to `out_dir` only
     when every one of them passed its parity check.
 
     Splits follow `resolve_split`: parity (and accuracy control) on val, calibration picked
     from train, or from all pairs in a dataset without splits. `int8_target` (auto: this CPU)
-    picks the ONNX Runtime INT8 weight range.
+    picks the ONNX Runtime INT8 weight range, `calib_percentile` its activation ranges.
     """
     from ..toolkit.checkpoint import load_model
     from ..toolkit.data import list_samples, resolve_split
@@ -77,7 +77,8 @@ def export(weights, fmt: str, int8: bool, data: str, out_dir: Path, imgsz: int |
                 calib_images = [s.image for s in pick_stratified(train, calib_size, seed)]
             calibration = calibration_batches(calib_images, c.input_size, c.mean, c.std)
             if fmt == "onnx":
-                int8_path = quantize_onnx(onnx_path, stage / "faceparse-edge-int8.onnx", calibration, target)
+                int8_path = quantize_onnx(onnx_path, stage / "faceparse-edge-int8.onnx", calibration, target,
+                                         percentile=calib_percentile)
             else:
                 name = "faceparse-edge-int8-acc.xml" if max_drop is not None else "faceparse-edge-int8.xml"
                 int8_path = quantize_openvino(fp32_path, stage / "openvino" / name, calibration, val_samples, max_drop)

@@ -1,5 +1,7 @@
 """INT8 quantisation: ONNX Runtime static QDQ, and OpenVINO via NNCF (optionally accuracy-controlled)."""
 
+import contextlib
+import io
 import json
 from pathlib import Path
 from typing import Sequence
@@ -10,16 +12,22 @@ from ..errors import FaceparseError
 from ..evaluation import evaluate_backend
 from ..fileio import atomic_path, read_image
 from ..parsing import preprocess
+from ..progress import progress_bar
 
 
 class _Reader:
-    """onnxruntime CalibrationDataReader over preprocessed single-image batches."""
+    """onnxruntime CalibrationDataReader over preprocessed single-image batches; `advance()` is
+    called as each is handed out (a progress bar)."""
 
-    def __init__(self, batches: Sequence[np.ndarray], input_name: str):
+    def __init__(self, batches: Sequence[np.ndarray], input_name: str, advance=lambda: None):
         self._items = iter([{input_name: b} for b in batches])
+        self._advance = advance
 
     def get_next(self):
-        return next(self._items, None)
+        item = next(self._items, None)
+        if item is not None:
+            self._advance()
+        return item
 
 
 INT8_TARGETS = ("avx2", "vnni")
@@ -42,14 +50,14 @@ def resolve_int8_target(target: str) -> str:
 
 
 def quantize_onnx(fp32_path: Path, out_path: Path, calibration: Sequence[np.ndarray], target: str = "auto",
-                  signed_weights: bool = True, percentile: float | None = CALIBRATION_PERCENTILE) -> Path:
+                  signed_weights: bool = True, percentile: float = CALIBRATION_PERCENTILE) -> Path:
     """Static INT8 (QDQ, per-channel weights) with the weight range right for the target CPU.
 
     Without VNNI (target avx2), U8S8 arithmetic can saturate its 16-bit intermediate sums, so
     weights are kept to 7 bits (reduce_range); with VNNI the sums are 32-bit and full 8-bit
     weights are exact and faster (benchmarks/bench_int8.py measures the choices). The target
     is stored in the model's metadata (faceparse_edge.int8_target). Activation ranges come from
-    the `percentile` of the calibration values (None: their min/max).
+    the `percentile` of the calibration values (100: their min/max).
     """
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -60,15 +68,18 @@ def quantize_onnx(fp32_path: Path, out_path: Path, calibration: Sequence[np.ndar
     target = resolve_int8_target(target)
     config = config_metadata(fp32_path)
     input_name = onnx.load(str(fp32_path)).graph.input[0].name
-    with atomic_path(out_path) as tmp:
+    with atomic_path(out_path) as tmp, progress_bar(transient=True) as progress, \
+            contextlib.redirect_stdout(io.StringIO()):  # the calibrators print their steps; a bar shows them
+        task = progress.add_task("calibrate INT8 (ONNX Runtime)", total=len(calibration), info="")
         # shape inference and graph fusions (conv+bn etc.) first, as ONNX Runtime recommends
         quant_pre_process(str(fp32_path), str(tmp))
         quantize_static(
-            str(tmp), str(tmp), _Reader(calibration, input_name), quant_format=QuantFormat.QDQ,
+            str(tmp), str(tmp), _Reader(calibration, input_name, lambda: progress.advance(task)),
+            quant_format=QuantFormat.QDQ,
             per_channel=True, reduce_range=target == "avx2", activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8 if signed_weights else QuantType.QUInt8,
-            calibrate_method=CalibrationMethod.MinMax if percentile is None else CalibrationMethod.Percentile,
-            extra_options={} if percentile is None else {"CalibPercentile": percentile},
+            calibrate_method=CalibrationMethod.MinMax if percentile >= 100 else CalibrationMethod.Percentile,
+            extra_options={} if percentile >= 100 else {"CalibPercentile": percentile},
         )
         quantized = onnx.load(str(tmp))
         set_metadata(quantized, config, "int8", int8_target=target)

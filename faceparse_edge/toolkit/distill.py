@@ -1,22 +1,40 @@
-"""Distillation from a teacher's flip-TTA parse: the student learns, in one pass, what the
-teacher sees with two (its own view averaged with the mirrored one, left/right swapped)."""
+"""Distillation from a teacher's test-time-augmented parse: the student learns, in one pass,
+what the teacher sees with several (its own view averaged with the mirrored one, left/right
+swapped, at one or more input scales)."""
+
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..classes import FLIP_PERMUTATION
+from ..errors import FaceparseError
 from .model import FaceParser
 
 
-class FlipTeacher(nn.Module):
-    """A frozen model whose soft targets are its flip-TTA class probabilities at its decoder's
-    resolution (as evaluation and the runtime average them); inputs normalised for the student
-    are re-normalised for the teacher."""
+def parse_scales(text: str) -> tuple[float, ...]:
+    """Scales from a comma-separated list such as '0.8125,1,1.1875' (each 0.25..4)."""
+    try:
+        scales = tuple(float(s) for s in text.split(","))
+    except ValueError:
+        raise FaceparseError(f"scales are comma-separated numbers such as 0.8125,1,1.1875, got '{text}'") from None
+    if not all(0.25 <= s <= 4 for s in scales):
+        raise FaceparseError(f"each scale must be between 0.25 and 4, got '{text}'")
+    return scales
 
-    def __init__(self, teacher: FaceParser, student_mean, student_std):
+
+class TTATeacher(nn.Module):
+    """A frozen model whose soft targets are its flip-TTA class probabilities at its decoder's
+    resolution (as evaluation and the runtime average them), averaged over input `scales`
+    (each input resized to scale x its side, rounded to a multiple of 32; each scale's
+    probabilities resized to the grid of scale 1). Inputs normalised for the student are
+    re-normalised for the teacher."""
+
+    def __init__(self, teacher: FaceParser, student_mean, student_std, scales: Sequence[float] = (1.0,)):
         super().__init__()
         self.teacher = teacher.eval().requires_grad_(False)
+        self.scales = tuple(scales)
         c = teacher.config
         mean_s, std_s, mean_t, std_t = (torch.tensor(v, dtype=torch.float32).view(1, 3, 1, 1)
                                         for v in (student_mean, student_std, c.mean, c.std))
@@ -25,12 +43,28 @@ class FlipTeacher(nn.Module):
         self.register_buffer("shift", (mean_s - mean_t) / std_t)
         self.register_buffer("permutation", torch.as_tensor(FLIP_PERMUTATION, dtype=torch.long))
 
-    @torch.no_grad()
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x * self.scale + self.shift
+    def _flip_probs(self, x: torch.Tensor) -> torch.Tensor:
         probs = self.teacher.coarse_logits(torch.cat([x, x.flip(3)])).float().softmax(1)
         n = len(x)
         return 0.5 * (probs[:n] + probs[n:][:, self.permutation].flip(3))
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x * self.scale + self.shift
+        height, width = x.shape[-2:]
+        total, grid = 0.0, None
+        for s in self.scales:
+            size = (max(32, round(height * s / 32) * 32), max(32, round(width * s / 32) * 32))
+            scaled = x if size == (height, width) else F.interpolate(
+                x, size=size, mode="bilinear", align_corners=False, antialias=s < 1)
+            probs = self._flip_probs(scaled)
+            if grid is None:  # the teacher's output stride, from this scale's input and output
+                stride = size[0] / probs.shape[-2]
+                grid = (round(height / stride), round(width / stride))
+            if probs.shape[-2:] != grid:
+                probs = F.interpolate(probs, size=grid, mode="bilinear", align_corners=False)
+            total = total + probs
+        return total / len(self.scales)
 
 
 def soft_cross_entropy(logits: torch.Tensor, target_probs: torch.Tensor) -> torch.Tensor:

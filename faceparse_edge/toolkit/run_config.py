@@ -12,6 +12,7 @@ from pathlib import Path
 from ..errors import FaceparseError, first_line
 from ..fileio import write_text_atomic
 from .data import channel_mean_std, list_samples, load_pair, resize_pair
+from .distill import parse_scales
 from .model import PRESETS, ModelConfig, build_model, count_parameters, fit_width
 from .train import TrainConfig
 
@@ -99,6 +100,7 @@ def train_config(settings: dict) -> TrainConfig:
         device=settings["device"], fix_left_right=settings["fix_left_right"], workers=settings["workers"],
         cache=settings["cache"], balance=settings["balance"], init=settings["init"], ema=settings["ema"],
         distill=settings["distill"], distill_weight=settings["distill_weight"],
+        distill_scales=parse_scales(str(settings.get("distill_scales") or "1")),
         augment=augment,
     )
 

@@ -21,7 +21,7 @@ from .augment import AugmentConfig, Augmenter
 from .checkpoint import FORMAT_TAG, load_checkpoint, load_model, save_checkpoint, save_weights
 from .dataset import CACHE_CHOICES, FaceParsingDataset, make_loader, repeat_factors
 from .data import list_samples
-from .distill import FlipTeacher, soft_cross_entropy
+from .distill import TTATeacher, soft_cross_entropy
 from .distributed import from_rank0, process_group, rank_and_world
 from .evaluate import evaluate_model
 from .losses import CombinedLoss
@@ -61,6 +61,7 @@ class TrainConfig:
     init: str | None = None  # start from these weights (same architecture; a file or a shipped model's name)
     distill: str | None = None  # teacher weights: its flip-TTA probabilities are soft targets too
     distill_weight: float = 1.0  # weight of the soft-target cross-entropy beside `loss`
+    distill_scales: tuple[float, ...] = (1.0,)  # input scales the teacher's flip-TTA parse is averaged over
     ema: float = 0.0  # decay of an exponential moving average of the weights, which is then scored and saved; 0 = off
     augment: dict = field(default_factory=lambda: asdict(AugmentConfig()))
 
@@ -182,7 +183,8 @@ def _train(cfg: TrainConfig, model_config: ModelConfig, state: dict | None, devi
                               int(cfg.warmup_epochs * steps_per_epoch))
     scaler = torch.amp.GradScaler("cuda", enabled=device.startswith("cuda"))
     ema = _averaged(model, cfg.ema) if cfg.ema else None
-    teacher = FlipTeacher(load_model(cfg.distill), model_config.mean, model_config.std).to(device) if cfg.distill else None
+    teacher = (TTATeacher(load_model(cfg.distill), model_config.mean, model_config.std, cfg.distill_scales).to(device)
+               if cfg.distill else None)
     history, best_miou, start_epoch, bad_epochs = [], -1.0, 0, 0
     if state is not None:
         model.load_state_dict(state["model"])
@@ -198,7 +200,8 @@ def _train(cfg: TrainConfig, model_config: ModelConfig, state: dict | None, devi
         if world > 1 else model
     say(f"training {count_parameters(model):,} parameters on {device}" + (f" x {world} processes" if world > 1 else "")
         + f": {len(dataset)} train / {len(val_samples)} val images at {model_config.input_size}px, {cfg.epochs} epochs, "
-        + (f"distilling {cfg.distill}'s flip-TTA parse, " if teacher is not None else "")
+        + (f"distilling {cfg.distill}'s flip-TTA parse at scales {', '.join(map(str, cfg.distill_scales))}, "
+           if teacher is not None else "")
         + f"{workers} data workers, " + ("cached in memory" if dataset.cached else "streamed from disk"))
 
     for epoch in range(start_epoch, cfg.epochs):
