@@ -1,0 +1,65 @@
+"""How good a distillation teacher is: val mIoU of the soft targets `train --distill` learns from.
+
+    python benchmarks/teacher_strength.py --data ../shared/data/celebamask-mini --model edge-hq --scales 1 0.8125,1,1.1875
+
+Each scale set is scored as the student sees it: `TTATeacher` (flip TTA averaged over the
+input scales, on the grid of scale 1), upsampled to the masks' resolution. The table and JSON
+go to benchmarks/results/teacher_strength.{md,json} (or --out).
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from faceparse_edge.fileio import write_text_atomic
+from faceparse_edge.metrics import SegmentationMetrics
+from faceparse_edge.parsing import labels_at, preprocess
+from faceparse_edge.progress import progress_bar
+from faceparse_edge.tables import markdown_table
+from faceparse_edge.toolkit.checkpoint import load_model
+from faceparse_edge.toolkit.data import list_samples, load_pair
+from faceparse_edge.toolkit.distill import TTATeacher, parse_scales
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def teacher_miou(model, samples, scales, batch_size: int = 4) -> float:
+    c = model.config
+    teacher = TTATeacher(model, c.mean, c.std, scales)
+    metrics = SegmentationMetrics()
+    with progress_bar(transient=True) as progress:
+        task = progress.add_task(f"scales {','.join(map(str, scales))}", total=len(samples), info="")
+        for start in range(0, len(samples), batch_size):
+            pairs = [load_pair(s) for s in samples[start : start + batch_size]]
+            batch = torch.from_numpy(preprocess([image for image, _ in pairs], c.input_size, c.mean, c.std))
+            for probs, (_, mask) in zip(teacher(batch).numpy(), pairs):
+                metrics.update(labels_at(probs, *mask.shape), mask)
+            progress.advance(task, len(pairs))
+    return metrics.result()["miou"]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--model", default="edge-hq", help="a weights file or a shipped model's name")
+    parser.add_argument("--scales", nargs="+", default=["1", "0.8125,1,1.1875"], help="scale sets, each comma-separated")
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--out", type=Path, default=RESULTS / "teacher_strength")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    model = load_model(args.model)
+    samples = list_samples(args.data, args.split)
+    rows = [{"model": args.model, "scales": s, "val_miou": round(teacher_miou(model, samples, parse_scales(s)), 2)}
+            for s in args.scales]
+    table = markdown_table(["model", "teacher scales (flip TTA at each)", "val mIoU"],
+                           [(r["model"], r["scales"], r["val_miou"]) for r in rows])
+    print(table)
+    write_text_atomic(args.out.with_suffix(".md"), f"`python benchmarks/{Path(sys.argv[0]).name} {' '.join(sys.argv[1:])}`\n\n{table}\n")
+    write_text_atomic(args.out.with_suffix(".json"), json.dumps(rows, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
