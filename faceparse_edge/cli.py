@@ -226,6 +226,7 @@ def train(
                                "architecture options below override its values.", rich_help_panel="Model"),
     width: Optional[str] = typer.Option(None, help="Encoder width multiplier, or 'auto' to fill the parameter budget.", rich_help_panel="Model"),
     layers: Optional[int] = typer.Option(None, min=2, max=12, help="Encoder feature layers kept (of MobileNetV3-small's 12).", rich_help_panel="Model"),
+    extra_blocks: Optional[int] = typer.Option(None, min=0, max=8, help="Residual blocks appended to the encoder at its last width; they start as the identity, so --init weights with fewer grow into this model.", rich_help_panel="Model"),
     output_stride: Optional[int] = typer.Option(None, min=8, max=32, help="Encoder output stride (8, 16 or 32; dilated beyond).", rich_help_panel="Model"),
     aspp_channels: Optional[int] = typer.Option(None, min=8, max=1024, help="ASPP channels.", rich_help_panel="Model"),
     aspp_rate: Optional[int] = typer.Option(None, min=1, max=64, help="Atrous base rate: the branches use rate x 1..depth.", rich_help_panel="Model"),

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from faceparse_edge.errors import FaceparseError
-from faceparse_edge.toolkit.checkpoint import load_checkpoint, load_model
-from faceparse_edge.toolkit.model import PRESETS
+from faceparse_edge.toolkit.checkpoint import load_checkpoint, load_model, save_weights
+from faceparse_edge.toolkit.model import PRESETS, build_model, count_parameters
 from faceparse_edge.toolkit.schedule import WarmupSchedule
-from faceparse_edge.toolkit.train import TrainConfig, train
+from faceparse_edge.toolkit.train import TrainConfig, _load_init, train
 
 from .conftest import make_dataset
 
@@ -163,6 +163,29 @@ def test_balanced_training_runs_and_init_starts_from_trained_weights(tiny_datase
     with pytest.raises(FaceparseError, match="another architecture"):
         train(_cfg(tiny_dataset, tmp_path / "other", init=str(tmp_path / "first" / "best.safetensors")),
               replace(TINY, aspp_channels=24))
+
+
+def test_a_model_grown_with_extra_blocks_starts_as_the_trained_one(celeba_mini, tmp_path):
+    """Extra blocks start as the identity: shipped edge grown by two blocks parses a real face
+    as edge does; weights with more extra blocks than the run's are refused."""
+    import torch
+
+    from faceparse_edge.toolkit.data import list_samples, load_pair, resize_pair
+
+    edge = load_model("edge").eval()
+    grown = build_model(replace(edge.config, extra_blocks=2))
+    _load_init(grown, "edge")
+    grown.eval()
+    assert count_parameters(grown) > count_parameters(edge) + 10_000
+    c = edge.config
+    face = resize_pair(*load_pair(list_samples(celeba_mini, "val")[0]), c.input_size)[0]
+    x = (torch.from_numpy(face).permute(2, 0, 1)[None].float() / 255 - torch.tensor(c.mean).view(1, 3, 1, 1)) \
+        / torch.tensor(c.std).view(1, 3, 1, 1)
+    with torch.no_grad():
+        assert torch.allclose(grown.coarse_logits(x), edge.coarse_logits(x), atol=1e-4)
+    save_weights(tmp_path / "grown.safetensors", grown)
+    with pytest.raises(FaceparseError, match="extra blocks may only grow"):
+        _load_init(build_model(edge.config), str(tmp_path / "grown.safetensors"))
 
 
 def test_tta_teacher_is_mirror_consistent_and_renormalises_for_its_own_statistics(celeba_mini):

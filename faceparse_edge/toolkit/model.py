@@ -38,6 +38,7 @@ LOW_LEVEL_LAYER = 1  # output of the first block: stride 4
 @dataclass(frozen=True)
 class ModelConfig:
     layers: int = 7  # first K of the 12 feature layers
+    extra_blocks: int = 0  # residual blocks appended at the last layer's width (start as the identity)
     width: float = 1.0  # encoder width multiplier
     output_stride: int = 16  # later stride-2 blocks become dilated beyond this
     aspp_channels: int = 256
@@ -136,9 +137,11 @@ class InvertedResidual(nn.Module):
 
 
 class MobileNetV3SmallEncoder(nn.Module):
-    """The first `layers` feature layers of MobileNetV3-small; returns (stride-4, last) features."""
+    """The first `layers` feature layers of MobileNetV3-small, then `extra_blocks` copies of the
+    last block as residual blocks (depth at the cheapest resolution); returns (stride-4, last)
+    features."""
 
-    def __init__(self, layers: int, width: float, output_stride: int):
+    def __init__(self, layers: int, width: float, output_stride: int, extra_blocks: int = 0):
         super().__init__()
         if not 2 <= layers <= MAX_LAYERS:
             raise FaceparseError(f"layers must be 2..{MAX_LAYERS}, got {layers}")
@@ -161,6 +164,9 @@ class MobileNetV3SmallEncoder(nn.Module):
             if len(modules) == LOW_LEVEL_LAYER + 1:
                 self.low_level_channels = cout
             cin = cout
+        kernel, exp, _, se, act, _ = BLOCKS[layers - 2]
+        for _ in range(extra_blocks):
+            modules.append(InvertedResidual(cin, kernel, make_divisible(exp * width), cin, se, act, 1, dilation))
         self.layers = nn.ModuleList(modules)
         self.out_channels = cin
 
@@ -202,7 +208,7 @@ class FaceParser(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        self.encoder = MobileNetV3SmallEncoder(config.layers, config.width, config.output_stride)
+        self.encoder = MobileNetV3SmallEncoder(config.layers, config.width, config.output_stride, config.extra_blocks)
         rates = [config.aspp_rate_base * i for i in range(1, config.aspp_depth + 1)]
         self.aspp = ASPP(self.encoder.out_channels, config.aspp_channels, rates, config.dropout)
         head_in = config.aspp_channels
@@ -225,6 +231,10 @@ class FaceParser(nn.Module):
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+        # each extra block's last BN scale at zero: the block adds nothing until trained, so a
+        # model grown from trained weights (train --init) starts as their function
+        for block in self.encoder.layers[len(self.encoder.layers) - self.config.extra_blocks:]:
+            nn.init.zeros_(block.block[-1][1].weight)
 
     def forward(self, x):
         """Logits at the input resolution (what training scores)."""

@@ -6,7 +6,7 @@ import io
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -110,12 +110,14 @@ def _averaged(model, decay: float):
 
 def _load_init(model, init: str) -> None:
     """Start from trained weights of the same architecture (any input size): fine-tuning, or
-    training at a larger size after a cheaper one."""
+    training at a larger size after a cheaper one. Weights with fewer extra blocks also load:
+    the new blocks start as the identity, so the grown model starts as the trained one."""
     source = load_model(init)
-    if not same_layers(source.config, model.config):
+    grown = replace(source.config, extra_blocks=model.config.extra_blocks)
+    if not same_layers(grown, model.config) or source.config.extra_blocks > model.config.extra_blocks:
         raise FaceparseError(f"--init {init} is another architecture than this run's; "
-                             "its layers, width and channels must match")
-    model.load_state_dict(source.state_dict())
+                             "its layers, width and channels must match (extra blocks may only grow)")
+    model.load_state_dict(source.state_dict(), strict=source.config.extra_blocks == model.config.extra_blocks)
 
 
 def train(cfg: TrainConfig, model_config: ModelConfig | None, resume: bool = False,
