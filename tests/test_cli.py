@@ -136,7 +136,7 @@ def test_every_file_of_a_shipped_model_is_the_same_model(name, celeba_mini):
     from faceparse_edge.runtime.backends import open_backend
     from faceparse_edge.toolkit.checkpoint import load_model
     from faceparse_edge.toolkit.data import list_samples
-    from faceparse_edge.toolkit.model import PRESETS
+    from faceparse_edge.toolkit.model import PRESETS, ModelConfig
     from faceparse_edge.weights import EXPORT_FILES, model_dir
 
     model = load_model(name).eval()
@@ -147,6 +147,6 @@ def test_every_file_of_a_shipped_model_is_the_same_model(name, celeba_mini):
         reference = model.coarse_logits(torch.from_numpy(batch)).numpy().argmax(1)
     for (backend, int8), file in EXPORT_FILES.items():
         exported = open_backend(model_dir(name) / file, backend)
-        assert exported.info.config == c.to_dict() and exported.info.precision == ("int8" if int8 else "fp32"), file
+        assert ModelConfig.from_dict(exported.info.config) == c and exported.info.precision == ("int8" if int8 else "fp32"), file
         agreement = (exported(batch).argmax(1) == reference).mean()
         assert agreement > (0.95 if int8 else 0.999), (file, agreement)
