@@ -14,10 +14,8 @@ from pathlib import Path
 
 import torch
 
+from faceparse_edge.evaluation import evaluate_backend
 from faceparse_edge.fileio import write_text_atomic
-from faceparse_edge.metrics import SegmentationMetrics
-from faceparse_edge.parsing import labels_at, preprocess
-from faceparse_edge.progress import progress_bar
 from faceparse_edge.tables import markdown_table
 from faceparse_edge.toolkit.checkpoint import load_model
 from faceparse_edge.toolkit.data import list_samples, load_pair
@@ -26,19 +24,18 @@ from faceparse_edge.toolkit.distill import TTATeacher, parse_scales
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def teacher_miou(model, samples, scales, batch_size: int = 4) -> float:
+def teacher_miou(model, samples, scales) -> float:
+    """The teacher as a backend whose 'logits' are its log soft targets: evaluation's softmax
+    gives the targets back, and everything else (batching, upsampling, scoring) is evaluation's."""
     c = model.config
     teacher = TTATeacher(model, c.mean, c.std, scales)
-    metrics = SegmentationMetrics()
-    with progress_bar(transient=True) as progress:
-        task = progress.add_task(f"scales {','.join(map(str, scales))}", total=len(samples), info="")
-        for start in range(0, len(samples), batch_size):
-            pairs = [load_pair(s) for s in samples[start : start + batch_size]]
-            batch = torch.from_numpy(preprocess([image for image, _ in pairs], c.input_size, c.mean, c.std))
-            for probs, (_, mask) in zip(teacher(batch).numpy(), pairs):
-                metrics.update(labels_at(probs, *mask.shape), mask)
-            progress.advance(task, len(pairs))
-    return metrics.result()["miou"]
+
+    def backend(batch):
+        return teacher(torch.from_numpy(batch)).clamp_min(1e-7).log().numpy()
+
+    result, _ = evaluate_backend(backend, samples, load_pair, c.input_size, c.mean, c.std,
+                                 description=f"scales {','.join(map(str, scales))}", show_progress=False)
+    return result["miou"]
 
 
 def main():

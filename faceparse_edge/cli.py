@@ -291,21 +291,19 @@ def train(
         raise FaceparseError("train needs --data (or --config with a data setting, or --resume)")
     from .weights import resolve_model
 
-    from .toolkit.distill import parse_scales
-
     for weights in (init, distill):
         if weights is not None:
             resolve_model(weights)  # a mistyped name fails before any work
-    parse_scales(distill_scales)
     check_outputs([config, init, distill], [json_file], [out_dir])
     settings = {**{p.name: ctx.params[p.name] for p in ctx.command.params}, "epochs": epochs or (0 if resume else 60)}
+    train_settings = train_config(settings)  # malformed values (e.g. --distill-scales) fail before any work
     main_process = rank_and_world()[0] == 0  # under torchrun, rank 0 alone writes
     model_config = None
     if not resume:
         model_config = with_data_stats(architecture(settings)[0], data, train_split)
         if main_process:
             write_settings(out_dir / "config.yaml", resolved(settings, model_config))
-    summary = run_training(train_config(settings), model_config, resume=resume)
+    summary = run_training(train_settings, model_config, resume=resume)
     if main_process:
         write_json(json_file, summary)
 

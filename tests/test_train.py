@@ -15,6 +15,22 @@ from .conftest import make_dataset
 TINY = replace(PRESETS["edge"], width=0.5, aspp_channels=16, decoder_channels=16, low_level_channels=8, input_size=32)
 
 
+def _val_faces(celeba_mini, size: int, n: int):
+    """The first n val faces at size x size as an NCHW float tensor in 0..1."""
+    import torch
+
+    from faceparse_edge.toolkit.data import list_samples, load_pair, resize_pair
+
+    faces = [resize_pair(*load_pair(s), size)[0] for s in list_samples(celeba_mini, "val")[:n]]
+    return torch.from_numpy(np.stack(faces)).permute(0, 3, 1, 2).float() / 255
+
+
+def _normalised(pixels, mean, std):
+    import torch
+
+    return (pixels - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+
+
 def _cfg(data, out, **kw):
     settings = {"epochs": 2, "batch_size": 2, "lr": 1e-2, "warmup_epochs": 0.5, "workers": 0, **kw}  # workers: test_scale_out
     return TrainConfig(data=str(data), out=str(out), **settings)
@@ -170,17 +186,13 @@ def test_a_model_grown_with_extra_blocks_starts_as_the_trained_one(celeba_mini, 
     as edge does; weights with more extra blocks than the run's are refused."""
     import torch
 
-    from faceparse_edge.toolkit.data import list_samples, load_pair, resize_pair
-
     edge = load_model("edge").eval()
     grown = build_model(replace(edge.config, extra_blocks=2))
     _load_init(grown, "edge")
     grown.eval()
     assert count_parameters(grown) > count_parameters(edge) + 10_000
     c = edge.config
-    face = resize_pair(*load_pair(list_samples(celeba_mini, "val")[0]), c.input_size)[0]
-    x = (torch.from_numpy(face).permute(2, 0, 1)[None].float() / 255 - torch.tensor(c.mean).view(1, 3, 1, 1)) \
-        / torch.tensor(c.std).view(1, 3, 1, 1)
+    x = _normalised(_val_faces(celeba_mini, c.input_size, 1), c.mean, c.std)
     with torch.no_grad():
         assert torch.allclose(grown.coarse_logits(x), edge.coarse_logits(x), atol=1e-4)
     save_weights(tmp_path / "grown.safetensors", grown)
@@ -192,15 +204,13 @@ def test_tta_teacher_is_mirror_consistent_and_renormalises_for_its_own_statistic
     import torch
 
     from faceparse_edge.classes import FLIP_PERMUTATION
-    from faceparse_edge.toolkit.data import list_samples, load_pair, resize_pair
     from faceparse_edge.toolkit.distill import TTATeacher, soft_cross_entropy
 
     model = load_model("edge")  # a trained teacher, on two real val faces
-    faces = [resize_pair(*load_pair(s), 128)[0] for s in list_samples(celeba_mini, "val")[:2]]
-    pixels = torch.from_numpy(np.stack(faces)).permute(0, 3, 1, 2).float() / 255
+    pixels = _val_faces(celeba_mini, 128, 2)
 
     def normalised(mean, std):
-        return (pixels - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+        return _normalised(pixels, mean, std)
 
     c = model.config
     probs = TTATeacher(model, c.mean, c.std)(normalised(c.mean, c.std))
@@ -221,14 +231,11 @@ def test_tta_teacher_averages_scales_on_the_grid_of_scale_one(celeba_mini):
     import torch
 
     from faceparse_edge.classes import FLIP_PERMUTATION
-    from faceparse_edge.toolkit.data import list_samples, load_pair, resize_pair
     from faceparse_edge.toolkit.distill import TTATeacher
 
     model = load_model("edge")
     c = model.config
-    faces = [resize_pair(*load_pair(s), 256)[0] for s in list_samples(celeba_mini, "val")[:2]]
-    x = (torch.from_numpy(np.stack(faces)).permute(0, 3, 1, 2).float() / 255 - torch.tensor(c.mean).view(1, 3, 1, 1)) \
-        / torch.tensor(c.std).view(1, 3, 1, 1)
+    x = _normalised(_val_faces(celeba_mini, 256, 2), c.mean, c.std)
     single = TTATeacher(model, c.mean, c.std)(x)
     multi = TTATeacher(model, c.mean, c.std, (0.75, 1.0, 1.25))(x)
     assert multi.shape == single.shape == (2, 19, 64, 64)

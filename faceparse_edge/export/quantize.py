@@ -68,6 +68,7 @@ def quantize_onnx(fp32_path: Path, out_path: Path, calibration: Sequence[np.ndar
     target = resolve_int8_target(target)
     config = config_metadata(fp32_path)
     input_name = onnx.load(str(fp32_path)).graph.input[0].name
+    min_max = percentile >= 100
     with atomic_path(out_path) as tmp, progress_bar(transient=True) as progress, \
             contextlib.redirect_stdout(io.StringIO()):  # the calibrators print their steps; a bar shows them
         task = progress.add_task("calibrate INT8 (ONNX Runtime)", total=len(calibration), info="")
@@ -78,8 +79,8 @@ def quantize_onnx(fp32_path: Path, out_path: Path, calibration: Sequence[np.ndar
             quant_format=QuantFormat.QDQ,
             per_channel=True, reduce_range=target == "avx2", activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8 if signed_weights else QuantType.QUInt8,
-            calibrate_method=CalibrationMethod.MinMax if percentile >= 100 else CalibrationMethod.Percentile,
-            extra_options={} if percentile >= 100 else {"CalibPercentile": percentile},
+            calibrate_method=CalibrationMethod.MinMax if min_max else CalibrationMethod.Percentile,
+            extra_options={} if min_max else {"CalibPercentile": percentile},
         )
         quantized = onnx.load(str(tmp))
         set_metadata(quantized, config, "int8", int8_target=target)

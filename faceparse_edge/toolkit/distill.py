@@ -38,9 +38,9 @@ class TTATeacher(nn.Module):
         c = teacher.config
         mean_s, std_s, mean_t, std_t = (torch.tensor(v, dtype=torch.float32).view(1, 3, 1, 1)
                                         for v in (student_mean, student_std, c.mean, c.std))
-        # teacher input = student input * scale + shift
-        self.register_buffer("scale", std_s / std_t)
-        self.register_buffer("shift", (mean_s - mean_t) / std_t)
+        # teacher input = student input * gain + offset
+        self.register_buffer("gain", std_s / std_t)
+        self.register_buffer("offset", (mean_s - mean_t) / std_t)
         self.register_buffer("permutation", torch.as_tensor(FLIP_PERMUTATION, dtype=torch.long))
 
     def _flip_probs(self, x: torch.Tensor) -> torch.Tensor:
@@ -50,7 +50,7 @@ class TTATeacher(nn.Module):
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x * self.scale + self.shift
+        x = x * self.gain + self.offset
         height, width = x.shape[-2:]
         total, grid = 0.0, None
         for s in self.scales:

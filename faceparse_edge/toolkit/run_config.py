@@ -17,8 +17,8 @@ from .model import PRESETS, ModelConfig, build_model, count_parameters, fit_widt
 from .train import TrainConfig
 
 # `train` options that set the architecture (ModelConfig fields) and the augmentation (AugmentConfig)
-MODEL_OPTIONS = {"layers": "layers", "extra_blocks": "extra_blocks", "output_stride": "output_stride", "aspp_channels": "aspp_channels",
-                 "aspp_rate": "aspp_rate_base", "aspp_depth": "aspp_depth", "decoder_channels": "decoder_channels",
+MODEL_OPTIONS = {"layers": "layers", "extra_blocks": "extra_blocks", "output_stride": "output_stride",
+                 "aspp_channels": "aspp_channels", "aspp_rate": "aspp_rate_base", "aspp_depth": "aspp_depth", "decoder_channels": "decoder_channels",
                  "low_level_channels": "low_level_channels", "dropout": "dropout"}
 AUGMENT_OPTIONS = {"flip": "flip_p", "rotate": "rotate_deg", "translate": "translate", "hue": "hue",
                    "saturation": "saturation", "value": "value", "brightness": "brightness", "contrast": "contrast"}
