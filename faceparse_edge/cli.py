@@ -271,6 +271,9 @@ def train(
     distill_weight: float = typer.Option(1.0, min=0, help="Weight of the cross-entropy to the teacher's soft targets."),
     distill_scales: str = typer.Option("1", help="Input scales (comma-separated, e.g. 0.8125,1,1.1875) the teacher's "
                                        "flip-TTA parse is averaged over: a stronger teacher at one forward pass per scale."),
+    extra_blocks_lr: float = typer.Option(1.0, min=1e-3, help="Learning-rate multiplier of the --extra-blocks: grown "
+                                          "from trained weights they start as the identity and need larger steps to "
+                                          "leave it in a short fine-tune."),
     ema: float = typer.Option(0.0, min=0, max=0.9999, help="Decay of an exponential moving average of the weights "
                               "(e.g. 0.995), scored and saved in their place; the raw weights' val mIoU is logged "
                               "beside it. 0 = off."),

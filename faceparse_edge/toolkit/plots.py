@@ -24,11 +24,14 @@ def plot_curves(history: list[dict], path: str | Path) -> None:
     ax_loss.plot(epochs, [h["train_loss"] for h in history], marker=".")
     ax_loss.set(title="training loss", xlabel="epoch")
     ax_miou.plot(epochs, [h["val_miou"] for h in history], marker=".", label="val mIoU")
+    if "val_miou_raw" in history[0]:  # --ema scores the average; the raw weights' mIoU beside it
+        ax_miou.plot(epochs, [h["val_miou_raw"] for h in history], marker=".", label="val mIoU, raw weights")
     ax_miou.plot(epochs, [h["val_f_measure"] for h in history], marker=".", label="val F-measure")
     ax_miou.set(title="validation", xlabel="epoch", ylabel="%")
     ax_miou.legend()
     for ax in (ax_loss, ax_miou):
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")

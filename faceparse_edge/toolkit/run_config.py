@@ -99,6 +99,7 @@ def train_config(settings: dict) -> TrainConfig:
         lovasz_pixels=settings["lovasz_pixels"], patience=settings["patience"], seed=settings["seed"],
         device=settings["device"], fix_left_right=settings["fix_left_right"], workers=settings["workers"],
         cache=settings["cache"], balance=settings["balance"], init=settings["init"], ema=settings["ema"],
+        extra_blocks_lr=settings.get("extra_blocks_lr") or 1.0,
         distill=settings["distill"], distill_weight=settings["distill_weight"],
         distill_scales=parse_scales(str(settings.get("distill_scales") or "1")),
         augment=augment,

@@ -25,7 +25,7 @@ from .distill import TTATeacher, soft_cross_entropy
 from .distributed import from_rank0, process_group, rank_and_world
 from .evaluate import evaluate_model
 from .losses import CombinedLoss
-from .model import ModelConfig, build_model, count_parameters, same_layers
+from .model import FaceParser, ModelConfig, build_model, count_parameters, same_layers
 from .plots import plot_curves
 from .schedule import WarmupSchedule
 
@@ -62,6 +62,7 @@ class TrainConfig:
     distill: str | None = None  # teacher weights: its flip-TTA probabilities are soft targets too
     distill_weight: float = 1.0  # weight of the soft-target cross-entropy beside `loss`
     distill_scales: tuple[float, ...] = (1.0,)  # input scales the teacher's flip-TTA parse is averaged over
+    extra_blocks_lr: float = 1.0  # learning-rate multiplier of the encoder's extra blocks (see param_groups)
     ema: float = 0.0  # decay of an exponential moving average of the weights, which is then scored and saved; 0 = off
     augment: dict = field(default_factory=lambda: asdict(AugmentConfig()))
 
@@ -118,6 +119,21 @@ def _load_init(model, init: str) -> None:
         raise FaceparseError(f"--init {init} is another architecture than this run's; "
                              "its layers, width and channels must match (extra blocks may only grow)")
     model.load_state_dict(source.state_dict(), strict=source.config.extra_blocks == model.config.extra_blocks)
+
+
+def param_groups(model: FaceParser, lr: float, extra_blocks_lr: float) -> list[dict]:
+    """The optimiser's parameter groups: the encoder's extra blocks at `extra_blocks_lr` x `lr`.
+
+    Grown from trained weights, those blocks start as the identity (a zero BN scale); at a
+    fine-tuning rate they barely leave it in a few epochs, so they may take larger steps.
+    """
+    layers = model.encoder.layers
+    extra = [p for block in layers[len(layers) - model.config.extra_blocks:] for p in block.parameters()]
+    extra_ids = {id(p) for p in extra}
+    groups = [{"params": [p for p in model.parameters() if id(p) not in extra_ids], "lr": lr}]
+    if extra:
+        groups.append({"params": extra, "lr": lr * extra_blocks_lr})
+    return groups
 
 
 def train(cfg: TrainConfig, model_config: ModelConfig | None, resume: bool = False,
@@ -180,7 +196,7 @@ def _train(cfg: TrainConfig, model_config: ModelConfig, state: dict | None, devi
     if cfg.optimizer not in OPTIMIZERS:
         raise FaceparseError(f"unknown optimizer '{cfg.optimizer}'; choose from {', '.join(OPTIMIZERS)}")
     opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    optimizer = opt_cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = opt_cls(param_groups(model, cfg.lr, cfg.extra_blocks_lr), weight_decay=cfg.weight_decay)
     schedule = WarmupSchedule(optimizer, cfg.scheduler, cfg.epochs * steps_per_epoch,
                               int(cfg.warmup_epochs * steps_per_epoch))
     scaler = torch.amp.GradScaler("cuda", enabled=device.startswith("cuda"))
@@ -256,6 +272,7 @@ def _train(cfg: TrainConfig, model_config: ModelConfig, state: dict | None, devi
                 save_weights(out / "best.safetensors", scored)
             save_checkpoint(out / "last.pt", checkpoint)
             _write_history(out, history)
+            plot_curves(history, out / "curves.png")  # each epoch: a stopped run keeps its plot
         h = history[-1]
         raw = f" (EMA; raw {h['val_miou_raw']:.2f})" if ema is not None else ""
         say(f"epoch {epoch + 1}/{cfg.epochs}  loss {h['train_loss']:.4f}  val mIoU {h['val_miou']:.2f}{raw}"
@@ -265,8 +282,6 @@ def _train(cfg: TrainConfig, model_config: ModelConfig, state: dict | None, devi
         if cfg.patience and bad_epochs >= cfg.patience:
             say(f"early stop: no better val mIoU for {cfg.patience} epochs")
             break
-    if main:
-        plot_curves(history, out / "curves.png")
     summary = {"best_miou": best_miou, "epochs": len(history), "out": str(out),
                "train_s": round(sum(h["epoch_s"] for h in history), 1)}
     say(f"done: best val mIoU {best_miou:.2f}; weights {out / 'best.safetensors'}, curves {out / 'curves.png'}")
