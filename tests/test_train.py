@@ -200,8 +200,9 @@ def test_a_model_grown_with_extra_blocks_starts_as_the_trained_one(celeba_mini, 
         _load_init(build_model(edge.config), str(tmp_path / "grown.safetensors"))
 
 
-def test_extra_blocks_take_their_own_learning_rate():
-    """--extra-blocks-lr puts exactly the appended blocks' parameters in a group of their own."""
+def test_extra_blocks_take_their_own_learning_rate(tiny_dataset, tmp_path):
+    """--extra-blocks-lr puts exactly the appended blocks' parameters in a group of their own, and
+    is refused for a model without them."""
     from faceparse_edge.toolkit.train import param_groups
 
     grown = build_model(replace(TINY, extra_blocks=2))
@@ -210,6 +211,8 @@ def test_extra_blocks_take_their_own_learning_rate():
     assert {id(p) for p in extra["params"]} == appended and extra["lr"] == pytest.approx(1e-2)
     assert rest["lr"] == 1e-3 and len(rest["params"]) + len(extra["params"]) == len(list(grown.parameters()))
     assert [g["lr"] for g in param_groups(build_model(TINY), 1e-3, 10.0)] == [1e-3]
+    with pytest.raises(FaceparseError, match="this model has none"):
+        train(_cfg(tiny_dataset, tmp_path / "run", extra_blocks_lr=10.0), TINY)
 
 
 def test_tta_teacher_is_mirror_consistent_and_renormalises_for_its_own_statistics(celeba_mini):

@@ -155,6 +155,8 @@ def train(cfg: TrainConfig, model_config: ModelConfig | None, resume: bool = Fal
         raise FaceparseError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     if cfg.cache not in CACHE_CHOICES:
         raise FaceparseError(f"unknown cache '{cfg.cache}'; choose from {', '.join(CACHE_CHOICES)}")
+    if cfg.extra_blocks_lr != 1.0 and not model_config.extra_blocks:
+        raise FaceparseError("--extra-blocks-lr sets the learning rate of the --extra-blocks, and this model has none")
     device = resolve_device(cfg.device)
     with process_group(device):
         return _train(cfg, model_config, state, device, on_epoch)
