@@ -8,7 +8,7 @@ from faceparse_edge.errors import FaceparseError
 from faceparse_edge.toolkit.checkpoint import load_checkpoint, load_model, save_weights
 from faceparse_edge.toolkit.model import PRESETS, build_model, count_parameters
 from faceparse_edge.toolkit.schedule import WarmupSchedule
-from faceparse_edge.toolkit.train import TrainConfig, _load_init, train
+from faceparse_edge.toolkit.train import TrainConfig, load_init, train
 
 from .conftest import make_dataset
 
@@ -188,7 +188,7 @@ def test_a_model_grown_with_extra_blocks_starts_as_the_trained_one(celeba_mini, 
 
     edge = load_model("edge").eval()
     grown = build_model(replace(edge.config, extra_blocks=2))
-    _load_init(grown, "edge")
+    load_init(grown, "edge")
     grown.eval()
     assert count_parameters(grown) > count_parameters(edge) + 10_000
     c = edge.config
@@ -197,7 +197,7 @@ def test_a_model_grown_with_extra_blocks_starts_as_the_trained_one(celeba_mini, 
         assert torch.allclose(grown.coarse_logits(x), edge.coarse_logits(x), atol=1e-4)
     save_weights(tmp_path / "grown.safetensors", grown)
     with pytest.raises(FaceparseError, match="extra blocks may only grow"):
-        _load_init(build_model(edge.config), str(tmp_path / "grown.safetensors"))
+        load_init(build_model(edge.config), str(tmp_path / "grown.safetensors"))
 
 
 def test_extra_blocks_take_their_own_learning_rate(tiny_dataset, tmp_path):

@@ -109,7 +109,7 @@ def _averaged(model, decay: float):
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
-def _load_init(model, init: str) -> None:
+def load_init(model, init: str) -> None:
     """Start from trained weights of the same architecture (any input size): fine-tuning, or
     training at a larger size after a cheaper one. Weights with fewer extra blocks also load:
     the new blocks start as the identity, so the grown model starts as the trained one."""
@@ -191,7 +191,7 @@ def _train(cfg: TrainConfig, model_config: ModelConfig, state: dict | None, devi
 
     model = build_model(model_config)
     if cfg.init and state is None:
-        _load_init(model, cfg.init)
+        load_init(model, cfg.init)
     model = model.to(device)
     loss_fn = CombinedLoss(cfg.loss, dataset.class_pixel_counts(NUM_CLASSES) if "wce" in cfg.loss else None,
                            cfg.lovasz_pixels).to(device)
