@@ -231,7 +231,7 @@ def train(
     aspp_channels: Optional[int] = typer.Option(None, min=8, max=1024, help="ASPP channels.", rich_help_panel="Model"),
     aspp_rate: Optional[int] = typer.Option(None, min=1, max=64, help="Atrous base rate: the branches use rate x 1..depth.", rich_help_panel="Model"),
     aspp_depth: Optional[int] = typer.Option(None, min=0, max=8, help="Atrous branches.", rich_help_panel="Model"),
-    decoder_channels: Optional[int] = typer.Option(None, min=0, max=512, help="Decoder channels fusing the stride-4 feature (0 = no decoder).", rich_help_panel="Model"),
+    decoder_channels: Optional[int] = typer.Option(None, min=0, max=512, help="Decoder channels fusing the stride-4 feature (0 = no decoder); --init weights with fewer grow into a wider decoder, their function kept.", rich_help_panel="Model"),
     low_level_channels: Optional[int] = typer.Option(None, min=4, max=256, help="Channels of the projected stride-4 feature.", rich_help_panel="Model"),
     dropout: Optional[float] = typer.Option(None, min=0, max=0.9, help="Dropout before the classifier.", rich_help_panel="Model"),
     budget: int = typer.Option(2_000_000, min=1, help="Trainable parameter budget.", rich_help_panel="Model"),

@@ -181,13 +181,14 @@ def test_balanced_training_runs_and_init_starts_from_trained_weights(tiny_datase
               replace(TINY, aspp_channels=24))
 
 
-def test_a_model_grown_with_extra_blocks_starts_as_the_trained_one(celeba_mini, tmp_path):
-    """Extra blocks start as the identity: shipped edge grown by two blocks parses a real face
-    as edge does; weights with more extra blocks than the run's are refused."""
+def test_a_grown_model_starts_as_the_trained_one(celeba_mini, tmp_path):
+    """Extra blocks start as the identity and new decoder channels are ignored until trained:
+    shipped edge grown both ways parses a real face as edge does; weights with more extra
+    blocks or decoder channels than the run's are refused."""
     import torch
 
     edge = load_model("edge").eval()
-    grown = build_model(replace(edge.config, extra_blocks=2))
+    grown = build_model(replace(edge.config, extra_blocks=2, decoder_channels=2 * edge.config.decoder_channels))
     load_init(grown, "edge")
     grown.eval()
     assert count_parameters(grown) > count_parameters(edge) + 10_000
@@ -196,7 +197,9 @@ def test_a_model_grown_with_extra_blocks_starts_as_the_trained_one(celeba_mini, 
     with torch.no_grad():
         assert torch.allclose(grown.coarse_logits(x), edge.coarse_logits(x), atol=1e-4)
     save_weights(tmp_path / "grown.safetensors", grown)
-    with pytest.raises(FaceparseError, match="extra blocks may only grow"):
+    with pytest.raises(FaceparseError, match="may only grow"):
+        load_init(build_model(replace(grown.config, extra_blocks=0)), str(tmp_path / "grown.safetensors"))
+    with pytest.raises(FaceparseError, match="may only grow"):
         load_init(build_model(edge.config), str(tmp_path / "grown.safetensors"))
 
 

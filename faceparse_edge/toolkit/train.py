@@ -111,14 +111,25 @@ def _averaged(model, decay: float):
 
 def load_init(model, init: str) -> None:
     """Start from trained weights of the same architecture (any input size): fine-tuning, or
-    training at a larger size after a cheaper one. Weights with fewer extra blocks also load:
-    the new blocks start as the identity, so the grown model starts as the trained one."""
+    training at a larger size after a cheaper one. Weights with fewer extra blocks or a
+    narrower decoder also load, and the grown model starts as the trained one: new blocks
+    start as the identity, and every layer ignores the decoder's new channels (zero weights
+    from them) until training gives them a use."""
     source = load_model(init)
-    grown = replace(source.config, extra_blocks=model.config.extra_blocks)
-    if not same_layers(grown, model.config) or source.config.extra_blocks > model.config.extra_blocks:
-        raise FaceparseError(f"--init {init} is another architecture than this run's; "
-                             "its layers, width and channels must match (extra blocks may only grow)")
-    model.load_state_dict(source.state_dict(), strict=source.config.extra_blocks == model.config.extra_blocks)
+    s, m = source.config, model.config
+    grown = replace(s, extra_blocks=m.extra_blocks, decoder_channels=m.decoder_channels)
+    if (not same_layers(grown, m) or s.extra_blocks > m.extra_blocks
+            or s.decoder_channels != m.decoder_channels and not 0 < s.decoder_channels < m.decoder_channels):
+        raise FaceparseError(f"--init {init} is another architecture than this run's; its layers, width and "
+                             "channels must match (extra blocks and decoder channels may only grow)")
+    state = model.state_dict()
+    with torch.no_grad():
+        for name, weight in source.state_dict().items():
+            target = state[name]
+            if target.dim() > 1 and target.shape[1] > weight.shape[1]:
+                target[:, weight.shape[1]:] = 0
+            target[tuple(slice(0, n) for n in weight.shape)] = weight
+    model.load_state_dict(state)
 
 
 def param_groups(model: FaceParser, lr: float, extra_blocks_lr: float) -> list[dict]:
