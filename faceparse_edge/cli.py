@@ -381,6 +381,7 @@ def evaluate(
     model_name: Optional[str] = ModelOpt,
     split: Optional[str] = SplitOpt,
     tta: Tta = typer.Option(Tta.none, help="Test-time augmentation: none or flip (swaps left/right labels)."),
+    imgsz: Optional[int] = typer.Option(None, min=64, max=2048, callback=_multiple_of_32, help="Input size, a multiple of 32 (default: the model's); torch weights only, exported models keep theirs."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
     confusion: Path = typer.Option(Path("runs/evaluate/confusion.png"), help="Where to save the confusion-matrix PNG."),
     json_file: Optional[Path] = JsonOpt,
@@ -401,6 +402,8 @@ def evaluate(
 
         backend = open_backend(weights)
         size, mean, std = backend.info.input_size, backend.info.mean, backend.info.std
+        if imgsz not in (None, size):
+            raise FaceparseError(f"{weights.name} was exported at {size} px: --imgsz applies to torch weights")
     else:
         from .toolkit.checkpoint import load_model
         from .toolkit.evaluate import torch_backend
@@ -408,10 +411,10 @@ def evaluate(
 
         model = load_model(weights)
         backend = torch_backend(model, resolve_device(device))
-        size, mean, std = model.config.input_size, model.config.mean, model.config.std
+        size, mean, std = imgsz or model.config.input_size, model.config.mean, model.config.std
     result, metrics = evaluate_backend(backend, samples, load_pair, size, mean, std, tta=tta == Tta.flip)
-    result.update({"data": str(data), "split": split, "tta": tta.value, "weights": str(weights)})
-    table = Table(title=f"{data}" + (f" [{split}]" if split else "") + f", {result['images']} images, TTA {tta.value}")
+    result.update({"data": str(data), "split": split, "tta": tta.value, "input_size": size, "weights": str(weights)})
+    table = Table(title=f"{data}" + (f" [{split}]" if split else "") + f", {result['images']} images at {size} px, TTA {tta.value}")
     table.add_column("class")
     table.add_column("IoU %", justify="right")
     for name, value in result["per_class_iou"].items():

@@ -45,14 +45,18 @@ def test_info_describes_the_shipped_default_model(tmp_path):
     assert info["weights"] == str(DEFAULT_WEIGHTS)
 
 
-def test_evaluate_default_model_on_real_val_images(celeba_mini, tmp_path):
-    subset = tmp_path / "subset"
+def make_subset(celeba_mini, ids, subset):
+    """A dataset of a few shared val pairs, linked, not copied."""
     (subset / "images").mkdir(parents=True)
     (subset / "masks").mkdir()
-    ids = (celeba_mini / "splits" / "val.txt").read_text().split()[:12]
     for i in ids:
         (subset / "images" / f"{i}.jpg").symlink_to(celeba_mini / "images" / f"{i}.jpg")
         (subset / "masks" / f"{i}.png").symlink_to(celeba_mini / "masks" / f"{i}.png")
+    return subset
+
+
+def test_evaluate_default_model_on_real_val_images(celeba_mini, tmp_path):
+    subset = make_subset(celeba_mini, (celeba_mini / "splits" / "val.txt").read_text().split()[:12], tmp_path / "subset")
     scores = {}
     for tta in ("none", "flip"):
         out = tmp_path / f"eval_{tta}.json"
@@ -64,6 +68,19 @@ def test_evaluate_default_model_on_real_val_images(celeba_mini, tmp_path):
         assert set(r) >= {"miou", "per_class_iou", "f_measure", "pixel_acc"} and r["images"] == 12
         assert r["miou"] > 40 and r["per_class_iou"]["skin"] > 70  # a trained model, not chance
     assert scores["flip"]["miou"] > scores["none"]["miou"] - 3
+
+
+def test_evaluate_at_another_input_size(celeba_mini, tmp_path):
+    """--imgsz runs torch weights at another size; an exported model's size is fixed, so it is refused."""
+    images = (celeba_mini / "splits" / "val.txt").read_text().split()[:4]
+    subset = make_subset(celeba_mini, images, tmp_path / "subset")
+    out = tmp_path / "eval.json"
+    result = cli("evaluate", "--data", subset, "--imgsz", "320", "--json", out, "--confusion", tmp_path / "cm.png")
+    assert result.returncode == 0, result.stderr
+    r = json.loads(out.read_text())
+    assert r["input_size"] == 320 and r["miou"] > 40 and "at 320 px" in result.stdout
+    onnx = resolve_model(None, runtime="onnxruntime")
+    assert_one_line_error(cli("evaluate", "--data", subset, "-m", onnx, "--imgsz", "320"), "applies to torch weights")
 
 
 def test_data_stats_json(tiny_dataset, tmp_path):
