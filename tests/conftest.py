@@ -44,6 +44,16 @@ def make_dataset(root: Path, n: int = 8, size: int = 64, seed: int = 0, splits=N
     return root
 
 
+def link_pairs(root: Path, samples) -> Path:
+    """A dataset folder of real image/mask pairs, linked into ../shared, not copied."""
+    for sub in ("images", "masks"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    for s in samples:
+        (root / "images" / s.image.name).symlink_to(s.image)
+        (root / "masks" / s.mask.name).symlink_to(s.mask)
+    return root
+
+
 @pytest.fixture
 def tiny_dataset(tmp_path) -> Path:
     return make_dataset(tmp_path / "tiny", n=8, splits={"train": range(6), "val": range(6, 8)})

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 from safetensors.torch import save_file
 
+from faceparse_edge.toolkit.data import list_samples
 from faceparse_edge.weights import resolve_model
 
 DEFAULT_WEIGHTS = resolve_model(None)  # the default model's torch weights
 
-from .conftest import make_dataset
+from .conftest import link_pairs, make_dataset
 
 
 def cli(*args, cwd=None, preexec_fn=None):
@@ -45,18 +46,8 @@ def test_info_describes_the_shipped_default_model(tmp_path):
     assert info["weights"] == str(DEFAULT_WEIGHTS)
 
 
-def make_subset(celeba_mini, ids, subset):
-    """A dataset of a few shared val pairs, linked, not copied."""
-    (subset / "images").mkdir(parents=True)
-    (subset / "masks").mkdir()
-    for i in ids:
-        (subset / "images" / f"{i}.jpg").symlink_to(celeba_mini / "images" / f"{i}.jpg")
-        (subset / "masks" / f"{i}.png").symlink_to(celeba_mini / "masks" / f"{i}.png")
-    return subset
-
-
 def test_evaluate_default_model_on_real_val_images(celeba_mini, tmp_path):
-    subset = make_subset(celeba_mini, (celeba_mini / "splits" / "val.txt").read_text().split()[:12], tmp_path / "subset")
+    subset = link_pairs(tmp_path / "subset", list_samples(celeba_mini, "val")[:12])
     scores = {}
     for tta in ("none", "flip"):
         out = tmp_path / f"eval_{tta}.json"
@@ -72,8 +63,7 @@ def test_evaluate_default_model_on_real_val_images(celeba_mini, tmp_path):
 
 def test_evaluate_at_another_input_size(celeba_mini, tmp_path):
     """--imgsz runs torch weights at another size; an exported model's size is fixed, so it is refused."""
-    images = (celeba_mini / "splits" / "val.txt").read_text().split()[:4]
-    subset = make_subset(celeba_mini, images, tmp_path / "subset")
+    subset = link_pairs(tmp_path / "subset", list_samples(celeba_mini, "val")[:4])
     out = tmp_path / "eval.json"
     result = cli("evaluate", "--data", subset, "--imgsz", "320", "--json", out, "--confusion", tmp_path / "cm.png")
     assert result.returncode == 0, result.stderr
@@ -152,7 +142,6 @@ def test_every_file_of_a_shipped_model_is_the_same_model(name, celeba_mini):
     from faceparse_edge.parsing import preprocess
     from faceparse_edge.runtime.backends import open_backend
     from faceparse_edge.toolkit.checkpoint import load_model
-    from faceparse_edge.toolkit.data import list_samples
     from faceparse_edge.toolkit.model import PRESETS, ModelConfig
     from faceparse_edge.weights import EXPORT_FILES, model_dir
 

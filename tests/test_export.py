@@ -15,7 +15,7 @@ from faceparse_edge.export.exporter import export
 from faceparse_edge.runtime.backends import CONFIG_KEY, open_backend
 from faceparse_edge.toolkit.data import list_samples
 
-from .conftest import SHARED
+from .conftest import SHARED, link_pairs
 from .test_cli import assert_one_line_error, cli
 
 
@@ -23,15 +23,11 @@ from .test_cli import assert_one_line_error, cli
 def subset(celeba_mini, tmp_path_factory):
     """A small real dataset (symlinks into ../shared): 16 train and 8 val pairs, rare classes included."""
     root = tmp_path_factory.mktemp("subset")
-    (root / "images").mkdir()
-    (root / "masks").mkdir()
     (root / "splits").mkdir()
     train = pick_stratified(list_samples(celeba_mini, "train"), 16)
     val = list_samples(celeba_mini, "val")[:8]
     for name, samples in (("train", train), ("val", val)):
-        for s in samples:
-            (root / "images" / s.image.name).symlink_to(s.image)
-            (root / "masks" / s.mask.name).symlink_to(s.mask)
+        link_pairs(root, samples)
         (root / "splits" / f"{name}.txt").write_text("\n".join(s.id for s in samples) + "\n")
     return root
 
