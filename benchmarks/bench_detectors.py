@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from faceparse_edge.fileio import atomic_path, read_image, write_text_atomic
-from faceparse_edge.runtime.faces import HaarDetector, YuNetDetector
+from faceparse_edge.runtime.detectors import HaarDetector, RetinaFaceDetector, YuNetDetector
 from faceparse_edge.sysinfo import cpu_class, cpu_times, describe, machine_info
 from faceparse_edge.tables import markdown_table
 from faceparse_edge.toolkit.data import list_samples
@@ -27,8 +27,12 @@ from faceparse_edge.toolkit.data import list_samples
 RESULTS = Path(__file__).resolve().parent / "results" / cpu_class()  # one folder per CPU kind
 SHOTS = ((0, 20), (20, 82), (82, 211), (211, 275))  # the shared video's cuts (runtime/motion.is_cut finds them)
 SETTINGS = {"Haar 320": lambda: HaarDetector(max_side=320), "YuNet 320": lambda: YuNetDetector(max_side=320),
-            "YuNet 640": lambda: YuNetDetector(max_side=640)}
-COLOURS = ((0, 0, 255), (0, 255, 0), (255, 128, 0))
+            "YuNet 640": lambda: YuNetDetector(max_side=640),
+            "RetinaFace 320, ONNX Runtime": lambda: RetinaFaceDetector("onnxruntime", 2, max_side=320),
+            "RetinaFace 320, OpenVINO": lambda: RetinaFaceDetector("openvino", 2, max_side=320),
+            "RetinaFace 640, ONNX Runtime": lambda: RetinaFaceDetector("onnxruntime", 2, max_side=640)}
+COLOURS = ((0, 0, 255), (0, 255, 0), (255, 128, 0), (255, 0, 255), (0, 255, 255), (255, 255, 255))
+COLOUR_NAMES = ("red", "green", "blue", "magenta", "yellow", "white")
 
 
 def read_video(path) -> list[np.ndarray]:
@@ -54,7 +58,7 @@ def contact_sheet(frames, boxes_by_setting, path: Path, every: int = 10, columns
         tiles.append(cv2.resize(tile, (320, 180)))
     tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % columns)
     sheet = np.vstack([np.hstack(tiles[r : r + columns]) for r in range(0, len(tiles), columns)])
-    legend = "  ".join(f"{name}: {'red green blue'.split()[k]}" for k, name in enumerate(boxes_by_setting))
+    legend = "  ".join(f"{name}: {COLOUR_NAMES[k]}" for k, name in enumerate(boxes_by_setting))
     sheet = np.vstack([np.full((30, sheet.shape[1], 3), 40, np.uint8), sheet])
     cv2.putText(sheet, legend, (8, 21), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1)
     with atomic_path(path) as tmp:

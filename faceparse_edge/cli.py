@@ -175,13 +175,14 @@ def data_pseudo_label(
 def data_crop_rule(
     data: Path = typer.Argument(..., help="Dataset of aligned face crops (the training data)."),
     split: Optional[str] = typer.Option("train", help="Split to measure on."),
-    detector: str = typer.Option("auto", help="auto, yunet or haar: the detector whose boxes the rule maps."),
+    detector: str = typer.Option("auto", help="auto, retinaface, yunet or haar: the detector whose boxes the rule maps."),
     out_file: Optional[Path] = typer.Option(None, "--out", help="Write the rule here (the runtime reads runtime/crop_rule_<detector>.json)."),
 ):
     """Measure where a face detector puts landmarks and boxes on the training crops (the runtime's crop rule)."""
     from .fileio import read_image
     from .progress import progress_bar
-    from .runtime.faces import derive_rule, make_detector, rule_to_json
+    from .runtime.detectors import make_detector
+    from .runtime.faces import derive_rule, rule_to_json
     from .toolkit.data import list_samples
 
     check_outputs(files=[out_file])
@@ -197,8 +198,8 @@ def data_crop_rule(
 
     rule, found = derive_rule(images(), face_detector)
     text = rule_to_json(rule, found, f"{data} [{split}]", face_detector.name)
-    out.print(f"{face_detector.name}: face found in {found}/{len(samples)} images; crop side = {rule.scale} x box width, "
-              f"centre offset ({rule.dx}, {rule.dy}) x box width")
+    out.print(f"{face_detector.name}: face found in {found}/{len(samples)} images; crop side = {rule.scale} x box height, "
+              f"centre offset ({rule.dx}, {rule.dy}) x box height")
     if out_file:
         write_text_atomic(out_file, text)
         console.print(f"wrote {out_file}")
@@ -608,8 +609,9 @@ ThreadsOpt = typer.Option(0, min=0, max=MAX_THREADS, help="Inference threads (0 
 TtaOpt = typer.Option(True, "--tta/--no-tta", help="Flip test-time augmentation (swaps left/right labels).")
 DetectOpt = typer.Option(True, "--detect/--no-detect", help="Find faces; --no-detect treats each input as an aligned crop.")
 DetectEveryOpt = typer.Option(5, min=1, help="Run the face detector every N frames (tracks follow their faces' motion in between).")
-DetectorOpt = typer.Option("auto", help="Face detector: yunet (profile and small faces), haar (OpenCV, needs nothing "
-                           "extra), auto (yunet where its wheel is installed, else haar).")
+DetectorOpt = typer.Option("auto", help="Face detector: retinaface (every platform; profile and small faces, "
+                           "landmark alignment), yunet (where its wheel installs), haar (OpenCV, frontal, no landmarks), "
+                           "auto (retinaface; if its package is missing or broken, yunet, then haar, with a warning).")
 SmoothingOpt = typer.Option(0.9, min=0, max=0.99, help="Weight of a still face's previous probabilities (moved with its motion; less as the face changes), 0 (off) to 0.99.")
 
 
@@ -628,8 +630,10 @@ def _pipeline(model, backend, threads, tta, detect, precision, detector, detect_
 
 def _print_stream_summary(summary: dict) -> None:
     ms = "  ".join(f"{k} {v:.1f}" for k, v in summary["ms"].items())
+    ms += f" (model {summary['model_fraction']:.0%} of the time)"
     one_face = summary["fps_by_faces"].get("1")
-    out.print(f"{summary['frames']} frames ({summary['bad_frames']} unreadable) at {summary['fps']:.1f} FPS end to end"
+    out.print(f"{summary['frames']} frames ({summary['bad_frames']} unreadable), detector {summary['detector']}, "
+              f"at {summary['fps']:.1f} FPS end to end"
               + (f" ({one_face:.1f} on the frames with one face)" if one_face else "") + "; "
               f"ms/frame: {ms}; faces/frame {summary['faces_per_frame']:.2f}; flicker {summary['flicker']}")
     if summary["out"]:
@@ -699,7 +703,7 @@ def image(
     plan = plan_outputs(inputs, out_dir, protect=[model], also_written=[json_file])
     records, errors = parse_images(_pipeline(model, backend, threads, tta, detect, precision, detector), plan)
     for r in records:
-        out.print(f"{r['input']}: {len(r['faces'])} face(s) -> {r['labels']}, {r['overlay']}")
+        out.print(f"{r['input']}: {len(r['faces'])} face(s) ({r['detector']} detector) -> {r['labels']}, {r['overlay']}")
     write_json(json_file, records)
     if errors:
         raise FaceparseError(f"{len(errors)} of {len(errors) + len(records)} images could not be read (first: {errors[0]})")

@@ -10,6 +10,7 @@ from faceparse_edge.fileio import write_label_png
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("FACEPARSE_SHARED", REPO.parent / "shared"))
 CELEBA_MINI = SHARED / "data" / "celebamask-mini"
+MEDIA = SHARED / "media"
 
 
 @pytest.fixture(scope="session")
@@ -17,6 +18,14 @@ def celeba_mini() -> Path:
     if not (CELEBA_MINI / "images").is_dir():
         pytest.skip(f"shared data not found at {CELEBA_MINI}")
     return CELEBA_MINI
+
+
+@pytest.fixture(scope="session")
+def media() -> Path:
+    """The shared photos and video (../shared/media)."""
+    if not (MEDIA / "short_hamilton_clip.mp4").is_file() or not (MEDIA / "obama-720p.jpg").is_file():
+        pytest.skip(f"shared media not found at {MEDIA}")
+    return MEDIA
 
 
 def make_dataset(root: Path, n: int = 8, size: int = 64, seed: int = 0, splits=None) -> Path:

@@ -1,9 +1,6 @@
 """The CLI end to end, in subprocesses: results, JSON output, and one-line errors for bad input."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,22 +10,10 @@ from safetensors.torch import save_file
 from faceparse_edge.toolkit.data import list_samples
 from faceparse_edge.weights import resolve_model
 
-DEFAULT_WEIGHTS = resolve_model(None)  # the default model's torch weights
-
 from .conftest import link_pairs, make_dataset
+from .helpers import assert_one_line_error, cli
 
-
-def cli(*args, cwd=None, preexec_fn=None):
-    env = {**os.environ, "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "faceparse_edge", *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd, env=env, timeout=600, preexec_fn=preexec_fn)
-
-
-def assert_one_line_error(result, fragment):
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr + result.stdout
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert lines and lines[-1].startswith("error:") and fragment in " ".join(lines), result.stderr
+DEFAULT_WEIGHTS = resolve_model(None)  # the default model's torch weights
 
 
 def test_help_on_every_command():

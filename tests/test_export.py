@@ -16,7 +16,7 @@ from faceparse_edge.runtime.backends import CONFIG_KEY, open_backend
 from faceparse_edge.toolkit.data import list_samples
 
 from .conftest import SHARED, link_pairs
-from .test_cli import assert_one_line_error, cli
+from .helpers import assert_one_line_error, cli
 
 
 @pytest.fixture(scope="module")

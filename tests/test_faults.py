@@ -14,16 +14,10 @@ from faceparse_edge.weights import model_dir, resolve_model
 DEFAULT_ONNX = resolve_model(None, "onnxruntime")
 
 from .conftest import SHARED
-from .test_cli import assert_one_line_error, cli
+from .helpers import assert_one_line_error, cli
 
 PHOTO = SHARED / "media" / "obama-720p.jpg"
 VIDEO = SHARED / "media" / "short_hamilton_clip.mp4"
-
-
-@pytest.fixture(scope="module")
-def media():
-    if not PHOTO.is_file() or not VIDEO.is_file():
-        pytest.skip(f"shared media not found at {PHOTO.parent}")
 
 
 def _snapshot(folder):

@@ -24,7 +24,7 @@ from faceparse_edge.toolkit.data import list_samples, resolve_split
 from faceparse_edge.weights import model_dir, resolve_model
 
 from .conftest import make_dataset
-from .test_cli import assert_one_line_error, cli
+from .helpers import assert_one_line_error, cli
 
 DEFAULT_ONNX = resolve_model("edge", "onnxruntime")
 FP32_IR = resolve_model("edge", "openvino")

@@ -9,7 +9,7 @@ from faceparse_edge.fileio import read_label_png
 from faceparse_edge.toolkit.data import list_samples
 
 from .conftest import make_dataset
-from .test_cli import assert_one_line_error, cli
+from .helpers import assert_one_line_error, cli
 
 FACES = 3
 

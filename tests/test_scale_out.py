@@ -13,7 +13,7 @@ import torch
 from faceparse_edge.toolkit.checkpoint import load_checkpoint
 
 from .conftest import make_dataset
-from .test_cli import assert_one_line_error, cli
+from .helpers import assert_one_line_error, cli
 
 SMALL = ["--imgsz", "64", "--batch", "4", "--aspp-channels", "16", "--decoder-channels", "16"]
 

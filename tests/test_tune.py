@@ -16,7 +16,7 @@ import pytest
 from faceparse_edge.toolkit.tune import open_study
 
 from .conftest import make_dataset
-from .test_cli import assert_one_line_error, cli
+from .helpers import assert_one_line_error, cli
 
 SPACE = "aspp_channels: {choices: [16, 1024]}\nlr: {choices: [0.03, 1.0e-9]}\n"
 # Queued before the workers start, so that each outcome happens whatever the workers' timing:

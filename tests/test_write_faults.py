@@ -22,7 +22,7 @@ from PIL import Image
 from faceparse_edge.toolkit.checkpoint import load_checkpoint
 
 from .conftest import SHARED, make_dataset
-from .test_cli import assert_one_line_error, cli
+from .helpers import assert_one_line_error, cli
 
 VIDEO = SHARED / "media" / "short_hamilton_clip.mp4"
 DISK_BYTES = 64 * 1024

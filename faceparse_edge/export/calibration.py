@@ -70,7 +70,8 @@ def crops_from_video(video: str, out_dir: Path, size: int) -> list[Path]:
 
     from ..fileio import write_image
     from ..runtime.align import side, warp_crop
-    from ..runtime.faces import CropRule, make_detector, rule_file
+    from ..runtime.detectors import make_detector
+    from ..runtime.faces import CropRule, rule_file
 
     cap = cv2.VideoCapture(str(video))
     if not cap.isOpened():

@@ -88,22 +88,59 @@ def _check_output(path, backend) -> None:
                              f"logits, S = {size} / a power of 2")
 
 
+def onnxruntime_session(model: str | bytes, threads: int, name, spin: bool = True):
+    """An ONNX Runtime CPU session for a model file or the bytes of one (`name` names it in errors).
+
+    `spin`: ONNX Runtime's worker threads busy-wait between calls by default, which is fastest for
+    back-to-back calls (the latency benchmark) but takes the CPU from everything a video pipeline
+    does between model calls; there they sleep (on a 2-core CPU, one-face frames of the shared video:
+    52 FPS spinning, 60 not).
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    if not spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    try:
+        return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types for bad files
+        raise FaceparseError(f"cannot load ONNX model {name}: {first_line(exc)}") from None
+
+
+def openvino_model(model: str | bytes, name):
+    """OpenVINO's reading of a model file (IR or ONNX) or of ONNX bytes."""
+    import openvino as ov
+
+    try:
+        return ov.Core().read_model(model, b"") if isinstance(model, bytes) else ov.Core().read_model(model)
+    except Exception as exc:  # openvino raises RuntimeError subclasses with long messages
+        raise FaceparseError(f"cannot load OpenVINO model {name}: {first_line(exc)}") from None
+
+
+def openvino_compiled(model, threads: int, precision: str, name):
+    """`model` compiled for the CPU in the execution precision asked for, or a one-line error."""
+    import openvino as ov
+
+    check_execution_precision(precision, "openvino", openvino_capabilities())
+    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": precision}
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = threads
+    compiled = ov.Core().compile_model(model, "CPU", config)
+    ran = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
+    if ran != precision:
+        raise FaceparseError(f"OpenVINO compiled {name} for {ran}, not the {precision} asked for")
+    return compiled
+
+
 class OnnxRuntimeBackend:
     name = "onnxruntime"
     execution_precision = "f32"
 
-    def __init__(self, path: str | Path, threads: int = 0, precision: str = "f32"):
-        import onnxruntime as ort
-
+    def __init__(self, path: str | Path, threads: int = 0, precision: str = "f32", spin: bool = True):
         check_execution_precision(precision, self.name, [])
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own exception types for bad files
-            raise FaceparseError(f"cannot load ONNX model {path}: {first_line(exc)}") from None
+        self.session = onnxruntime_session(str(path), threads, path, spin)
         metadata = self.session.get_modelmeta().custom_metadata_map
         if CONFIG_KEY not in metadata:
             raise FaceparseError(f"{path} is not a faceparse-edge model (no {CONFIG_KEY} metadata)")
@@ -120,25 +157,13 @@ class OnnxRuntimeBackend:
 class OpenVinoBackend:
     name = "openvino"
 
-    def __init__(self, path: str | Path, threads: int = 0, precision: str = "f32"):
-        import openvino as ov
-
-        core = ov.Core()
-        check_execution_precision(precision, self.name, openvino_capabilities())
-        try:
-            model = core.read_model(str(path))
-        except Exception as exc:  # openvino raises RuntimeError subclasses with long messages
-            raise FaceparseError(f"cannot load OpenVINO model {path}: {first_line(exc)}") from None
+    def __init__(self, path: str | Path, threads: int = 0, precision: str = "f32", spin: bool = True):
+        model = openvino_model(str(path), path)
         self.info = _openvino_model_info(model, path)
         _check_input(path, [d.get_length() if d.is_static else -1 for d in model.input(0).get_partial_shape()],
                      self.info)
-        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": precision}
-        if threads:
-            config["INFERENCE_NUM_THREADS"] = threads
-        self.compiled = core.compile_model(model, "CPU", config)
-        self.execution_precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
-        if self.execution_precision != precision:
-            raise FaceparseError(f"OpenVINO compiled {path} for {self.execution_precision}, not the {precision} asked for")
+        self.compiled = openvino_compiled(model, threads, precision, path)
+        self.execution_precision = precision
         self.output = self.compiled.output(0)
         _check_output(path, self)
 
@@ -185,11 +210,12 @@ def backend_for(path: str | Path) -> str:
     raise FaceparseError(f"{path}: unsupported model format '{suffix}'; expected .onnx (ONNX Runtime) or .xml (OpenVINO IR)")
 
 
-def open_backend(path: str | Path, backend: str = "auto", threads: int = 0, precision: str = "f32"):
+def open_backend(path: str | Path, backend: str = "auto", threads: int = 0, precision: str = "f32", spin: bool = True):
     """Load a model file with the backend its extension (or `backend`) names.
 
     `precision` is the floating-point execution precision (the parts of an INT8 model that
-    stay in floating point follow it too); f32 unless a reduced one is asked for.
+    stay in floating point follow it too); f32 unless a reduced one is asked for. `spin=False`
+    lets ONNX Runtime's threads sleep between calls (see `onnxruntime_session`; ONNX Runtime only).
     """
     path = Path(path)
     if not path.is_file():
@@ -199,4 +225,4 @@ def open_backend(path: str | Path, backend: str = "auto", threads: int = 0, prec
         raise FaceparseError(f"unknown backend '{backend}'; choose from auto, {', '.join(BACKENDS)}")
     if name == "openvino" and path.suffix.lower() not in (".xml", ".onnx"):
         raise FaceparseError(f"OpenVINO cannot read {path}")
-    return (OnnxRuntimeBackend if name == "onnxruntime" else OpenVinoBackend)(path, threads, precision)
+    return (OnnxRuntimeBackend if name == "onnxruntime" else OpenVinoBackend)(path, threads, precision, spin)

@@ -1,4 +1,4 @@
-"""Face detection (YuNet, or OpenCV's Haar cascade), CelebAMask-HQ-style crops, and tracking.
+"""CelebAMask-HQ-style crops of detected faces (the crop rule), and tracking (detectors: detectors.py).
 
 CelebAMask-HQ faces are aligned by their eye and mouth landmarks and framed with hair, neck
 and some shoulders; a detector box covers roughly eyebrows to chin. The crop rule says where
@@ -7,34 +7,21 @@ similarity transform, see align.py) and, for detectors without landmarks, which 
 crop a box maps to. It is measured, not guessed, for each detector: `derive_rule` runs that
 detector on the training images (`faceparse-edge data crop-rule --detector NAME`), and the
 shipped crop_rule_<name>.json files came from that command.
-
-Detectors: YuNet (libfacedetection, BSD, its weights compiled into the `yuface` wheel; finds
-profile, 3/4 and small faces that Haar misses: benchmarks/results/avx2/detectors.md) where that
-wheel exists (CPython <= 3.11 on Linux x86_64 and Windows), else the frontal Haar cascade
-that ships with opencv-python and needs nothing extra.
 """
 
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
 
-import cv2
 import numpy as np
 
 from ..errors import FaceparseError
 from . import align
-
-DETECTORS = ("auto", "yunet", "haar")
+from .detectors import Detection
 
 
 def rule_file(detector: str) -> Path:
     return Path(__file__).resolve().parent / f"crop_rule_{detector}.json"
-
-
-class Detection(NamedTuple):
-    box: tuple[float, float, float, float]  # (x, y, w, h) in frame pixels
-    landmarks: np.ndarray | None = None  # (5, 2): eyes, nose tip, mouth corners, image-left first; None from Haar
 
 
 @dataclass(frozen=True)
@@ -43,7 +30,8 @@ class CropRule:
 
     With landmarks: the similarity that puts the eyes, nose and mouth corners where they sit in
     the aligned training images (`template`, unit crop coordinates), as CelebA-HQ aligned them.
-    Without (Haar): a square of side scale * box width centred at box centre + (dx, dy) * box width.
+    Without (Haar), and for faces in profile: a square of side scale * box height centred at box
+    centre + (dx, dy) * box height (the height: a face turned away narrows its box, not its height).
     """
 
     scale: float = 2.0
@@ -72,81 +60,9 @@ class CropRule:
 
     def _square(self, box) -> np.ndarray:
         x, y, w, h = box
-        side = self.scale * w
-        cx, cy = x + w / 2 + self.dx * w, y + h / 2 + self.dy * w
+        side = self.scale * h
+        cx, cy = x + w / 2 + self.dx * h, y + h / 2 + self.dy * h
         return align.square(cx - side / 2, cy - side / 2, side)
-
-
-def _downscaled(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
-    """The image shrunk (never enlarged) so that its longest side is at most max_side, and the scale used."""
-    h, w = image.shape[:2]
-    scale = min(1.0, max_side / max(h, w))
-    if scale < 1.0:
-        image = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
-    return image, scale
-
-
-def _in_frame(boxes, landmarks, scale: float) -> list[Detection]:
-    """Detections on the downscaled image, in frame pixels, largest first."""
-    found = [Detection(tuple(float(v) / scale for v in b),
-                       None if points is None else (np.asarray(points, np.float64).reshape(5, 2) + 0.5) / scale)
-             for b, points in zip(boxes, landmarks)]
-    return sorted(found, key=lambda d: -d.box[2])
-
-
-class HaarDetector:
-    """OpenCV's frontal-face Haar cascade, run on a downscaled grayscale frame for speed."""
-
-    name = "haar"
-
-    def __init__(self, max_side: int = 320, min_face: int = 20, scale_factor: float = 1.15):
-        path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
-        self.cascade = cv2.CascadeClassifier(path)
-        if self.cascade.empty():
-            raise FaceparseError(f"cannot load the OpenCV face detector from {path}")
-        self.max_side, self.min_face, self.scale_factor = max_side, min_face, scale_factor
-
-    def detect(self, frame: np.ndarray) -> list[Detection]:
-        """Faces, largest first, in an RGB or grayscale frame."""
-        gray, scale = _downscaled(frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY),
-                                  self.max_side)
-        found = self.cascade.detectMultiScale(cv2.equalizeHist(gray), scaleFactor=self.scale_factor, minNeighbors=5,
-                                              minSize=(self.min_face, self.min_face))
-        return _in_frame(found, [None] * len(found), scale)
-
-
-class YuNetDetector:
-    """YuNet (libfacedetection) from the `yuface` wheel, on a frame scaled to at most `max_side`."""
-
-    name = "yunet"
-
-    def __init__(self, max_side: int = 320, min_score: float = 0.5):
-        try:
-            import yuface
-        except ImportError:
-            raise FaceparseError("the YuNet detector needs the yuface package (wheels for CPython <= 3.11 on Linux "
-                                 "x86_64 and Windows); use --detector haar") from None
-        self._detect = yuface.detect
-        self.max_side, self.min_score = max_side, min_score
-
-    def detect(self, frame: np.ndarray) -> list[Detection]:
-        """Faces with their landmarks, largest first, in an RGB or grayscale frame."""
-        small, scale = _downscaled(frame, self.max_side)  # shrink first: the colour conversion is then 4x cheaper
-        bgr = cv2.cvtColor(small, cv2.COLOR_GRAY2BGR if small.ndim == 2 else cv2.COLOR_RGB2BGR)
-        _, boxes, landmarks = self._detect(bgr, conf=self.min_score)
-        return _in_frame(boxes, landmarks, scale)
-
-
-def make_detector(name: str = "auto"):
-    """'auto': YuNet where its wheel is installed, else Haar (which needs nothing beyond OpenCV)."""
-    if name not in DETECTORS:
-        raise FaceparseError(f"unknown detector '{name}'; choose from {', '.join(DETECTORS)}")
-    if name == "auto":
-        try:
-            return YuNetDetector()
-        except FaceparseError:
-            return HaarDetector()
-    return YuNetDetector() if name == "yunet" else HaarDetector()
 
 
 def derive_rule(images, detector) -> tuple[CropRule, int]:
@@ -158,9 +74,9 @@ def derive_rule(images, detector) -> tuple[CropRule, int]:
             continue
         (x, y, w, h), landmarks = found[0]
         height, width = image.shape[:2]
-        scales.append(width / w)
-        dxs.append((width / 2 - (x + w / 2)) / w)
-        dys.append((height / 2 - (y + h / 2)) / w)
+        scales.append(width / h)
+        dxs.append((width / 2 - (x + w / 2)) / h)
+        dys.append((height / 2 - (y + h / 2)) / h)
         if landmarks is not None:
             points.append(landmarks / [width, height])
     if not scales:

@@ -67,12 +67,12 @@ def parse_images(pipeline: Pipeline, plan) -> tuple[list[dict], list[str]]:
             pipeline.reset()
             result = pipeline(image)
             write_label_png(labels_path, result.labels)
-            hud = hud_lines(None, result.timings, pipeline.engine, len(result.faces), pipeline.tta)[:1]
+            hud = hud_lines(None, result.timings, pipeline.engine, len(result.faces))[:1]
             drawn = overlay(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), result.labels, result.faces, hud)
             write_image(overlay_path, drawn)
             records.append({
                 "input": str(path), "labels": str(labels_path), "overlay": str(overlay_path),
-                "size": [image.shape[1], image.shape[0]], "backend": pipeline.backend.name, "precision": pipeline.precision,
+                "size": [image.shape[1], image.shape[0]], "backend": pipeline.backend.name, "precision": pipeline.precision, "detector": pipeline.detector_name,
                 "faces": [{"box": f.box, "crop": corners(f.crop).round(1).tolist(), "track_id": f.track_id, "areas": class_areas(f.labels)} for f in result.faces],
             })
     return records, errors

@@ -20,8 +20,14 @@ from ..parsing import labels_at, predict_probs, preprocess
 from ..weights import resolve_model
 from . import align
 from .backends import open_backend, precision_ran
-from .faces import CropRule, FaceTracker, make_detector, rule_file
+from .detectors import make_detector
+from .faces import CropRule, FaceTracker, rule_file
 from .motion import CHANGE_LEVELS, CropFlow, face_shift, is_cut, warp_probs
+
+
+# Where a frame's time goes: following tracked faces, detection, cutting and resampling the crops, the
+# model call itself, flip TTA and softmax around it, temporal smoothing, and pasting the labels into the frame.
+PIPELINE_STAGES = ("track", "detect", "crop", "preprocess", "model", "tta", "smooth", "paste")
 
 
 @dataclass
@@ -44,12 +50,14 @@ class Pipeline:
     def __init__(self, model: str | Path | None = None, backend: str = "auto", threads: int = 0, tta: bool = True,
                  detect: bool = True, detect_every: int = 5, smoothing: float = 0.9, rule: CropRule | None = None,
                  precision: str = "f32", detector: str = "auto"):
-        self.backend = open_backend(resolve_model(model, backend), backend, threads, precision)
+        self.backend = open_backend(resolve_model(model, backend), backend, threads, precision, spin=False)
         self.info = self.backend.info
         self.precision = precision_ran(self.backend)
-        self.engine = f"{self.backend.name} {self.precision}"  # for the HUD: what runs, and in what precision
         self.tta, self.detect, self.detect_every, self.smoothing = tta, detect, max(1, detect_every), smoothing
-        self.detector = make_detector(detector) if detect else None
+        self.detector = make_detector(detector, self.backend.name, threads, precision) if detect else None
+        self.detector_name = self.detector.name if detect else "none"  # the one that runs, after any fallback
+        # For the HUD: what runs, in what precision, and which detector finds the faces.
+        self.engine = f"{self.backend.name} {self.precision}{' +flipTTA' if tta else ''}  detector {self.detector_name}"
         self.rule = rule or (CropRule.load(rule_file(self.detector.name)) if detect else None)
         self.reset()
 
@@ -60,15 +68,35 @@ class Pipeline:
         self.flow = CropFlow()
         self.previous_gray = None
 
-    def parse_crops(self, crops: list[np.ndarray]) -> np.ndarray:
-        """Class probabilities (N, C, S, S) for RGB crops, one batch (doubled by flip TTA)."""
+    def parse_crops(self, crops: list[np.ndarray], timings: dict | None = None) -> np.ndarray:
+        """Class probabilities (N, C, S, S) for RGB crops, one batch (doubled by flip TTA).
+
+        `timings` (stage -> ms), if given, gets the preprocessing, the model call itself, and the softmax
+        and flip averaging around it ("tta").
+        """
+        t0 = time.perf_counter()
         batch = preprocess(crops, self.info.input_size, self.info.mean, self.info.std)
-        return predict_probs(self.backend, batch, self.tta)
+        t1 = time.perf_counter()
+        model_s = []
+
+        def run(x):
+            t = time.perf_counter()
+            out = self.backend(x)
+            model_s.append(time.perf_counter() - t)
+            return out
+
+        probs = predict_probs(run, batch, self.tta)
+        if timings is not None:
+            timings["preprocess"] = (t1 - t0) * 1000
+            timings["model"] = sum(model_s) * 1000
+            timings["tta"] = (time.perf_counter() - t1 - sum(model_s)) * 1000
+        return probs
 
     def __call__(self, frame: np.ndarray) -> FrameResult:
+        """One frame's faces and labels; `timings` holds each stage's milliseconds (PIPELINE_STAGES)."""
         frame_rgb = as_rgb(frame)
         h, w = frame_rgb.shape[:2]
-        timings = {"track": 0.0, "detect": 0.0}
+        timings = dict.fromkeys(PIPELINE_STAGES, 0.0)
         flows = {}
         if self.detect:
             t0 = time.perf_counter()
@@ -79,42 +107,59 @@ class Pipeline:
             flows = self._follow_faces(gray)
             t1 = time.perf_counter()
             timings["track"] = (t1 - t0) * 1000
-            if self.frame_index % self.detect_every == 0:
+            detecting = self.frame_index % self.detect_every == 0
+            if detecting:
                 self.tracker.update(self.detector.detect(frame_rgb))
                 timings["detect"] = (time.perf_counter() - t1) * 1000
             self.previous_gray = gray
-            tracks = list(self.tracker.tracks)  # a copy: false positives are removed from the tracker below
+            # A copy (false positives are removed from the tracker below); hidden faces (see below) are
+            # parsed again only when the detector has just found them.
+            tracks = [t for t in self.tracker.tracks if detecting or t.crop is not None]
         else:
             tracks = []
         self.frame_index += 1
         labels = np.zeros((h, w), np.uint8)
         faces: list[Face] = []
-        t1 = time.perf_counter()
         if not self.detect:
-            probs = self.parse_crops([frame_rgb])[0]
+            probs = self.parse_crops([frame_rgb], timings)[0]
+            t0 = time.perf_counter()
             labels[:] = labels_at(probs, h, w)
+            timings["paste"] = (time.perf_counter() - t0) * 1000
             faces.append(Face(np.array([[1 / w, 0, 0], [0, 1 / h, 0]]), None, None, (0, 0, w, h), labels))
         elif tracks:
+            t0 = time.perf_counter()
             crops = [self.rule.transform(t.box, t.landmarks) for t in tracks]
             size = self.info.input_size
-            probs = self.parse_crops([align.warp_crop(frame_rgb, m, size) for m in crops])
+            images = [align.warp_crop(frame_rgb, m, size) for m in crops]
+            timings["crop"] = (time.perf_counter() - t0) * 1000
+            probs = self.parse_crops(images, timings)
             for track, m, p in zip(tracks, crops, probs):
+                t0 = time.perf_counter()
                 if self.smoothing and track.id in flows:  # parsed in the previous frame
                     flow, change = flows[track.id]
                     a = self.smoothing * np.exp(-change / CHANGE_LEVELS)  # a changed face follows its new parse
                     p = a * warp_probs(track.probs, track.crop, m, flow) + (1 - a) * p
                 region = align.footprint(m, h, w)
-                if region is None or not looks_like_a_face(p.argmax(0)):  # a detector false positive: drop its track
-                    self.tracker.tracks.remove(track)
+                t1 = time.perf_counter()
+                timings["smooth"] += (t1 - t0) * 1000
+                # The parse must confirm the face: skin and a nose. One it confirmed in the previous frame needs skin
+                # only (turned into profile, the parse labels its nose skin), and when even that fails it is hidden,
+                # its track kept while the detector still finds it, until a parse confirms it in full again. A
+                # detection never confirmed is a false positive: dropped.
+                known = track.probs is not None
+                if region is None or not looks_like_a_face(p.argmax(0), need_nose=track.crop is None):
+                    if known and region is not None:
+                        track.crop = None  # not shown, not moved by the flow, not smoothed into the next parse
+                    else:
+                        self.tracker.tracks.remove(track)
                     continue
                 track.probs, track.crop = p, m
                 face_labels = align.labels_in_frame(p, m, region)
                 x0, y0, x1, y1 = region
-                inside = labels[y0:y1, x0:x1]
-                inside[face_labels > 0] = face_labels[face_labels > 0]
+                cv2.copyTo(face_labels, face_labels, labels[y0:y1, x0:x1])  # the face's pixels over earlier faces'
                 faces.append(Face(m, tuple(round(v, 1) for v in track.box), track.id, region,
                                   face_labels))
-        timings["infer"] = (time.perf_counter() - t1) * 1000
+                timings["paste"] += (time.perf_counter() - t1) * 1000
         return FrameResult(labels, faces, timings)
 
     def _follow_faces(self, gray: np.ndarray) -> dict:
@@ -142,10 +187,11 @@ def as_rgb(frame: np.ndarray) -> np.ndarray:
     raise FaceparseError(f"frames must be H x W grayscale or H x W x 3 RGB, got shape {frame.shape}")
 
 
-def looks_like_a_face(crop_labels: np.ndarray, min_skin: float = 0.05, min_nose: float = 0.002) -> bool:
-    """The parser's own check on a detection: enough skin and a nose in the crop."""
+def looks_like_a_face(crop_labels: np.ndarray, min_skin: float = 0.05, min_nose: float = 0.002,
+                      need_nose: bool = True) -> bool:
+    """The parser's own check on a detection: enough skin and (unless `need_nose` is off) a nose in the crop."""
     share = np.bincount(crop_labels.ravel(), minlength=len(CLASS_NAMES)) / crop_labels.size
-    return share[1] >= min_skin and share[2] >= min_nose
+    return share[1] >= min_skin and (share[2] >= min_nose or not need_nose)
 
 
 def class_areas(labels: np.ndarray) -> dict:

@@ -2,7 +2,9 @@
 
 import contextlib
 import os
+import queue
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -14,24 +16,27 @@ from ..fileio import atomic_path, write_error
 from ..progress import console, progress_bar
 from . import align
 from .draw import hud_lines, overlay
-from .pipeline import Pipeline
+from .pipeline import PIPELINE_STAGES, Pipeline
 
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # our one-line errors, not FFmpeg's log
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 MAX_CONSECUTIVE_BAD = 30
-STAGES = ("decode", "track", "detect", "infer", "draw", "write")
+STAGES = ("decode", *PIPELINE_STAGES, "draw", "write")  # "write": handing the frame to the encoder thread
 
 
 class _Writer:
-    """An mp4 writer into `tmp` (an `atomic_path`), opened at the first frame's size.
+    """An mp4 writer into `tmp` (an `atomic_path`), opened at the first frame's size, encoding on its own thread.
 
-    `close` reads the file back: OpenCV's writer drops frames silently on a full disk and
-    leaves an unplayable file, which must never be passed off as the result.
+    The encoder runs beside the parsing of the next frames (OpenCV releases the GIL while it encodes).
+    `close` waits for it, then reads the file back: OpenCV's writer drops frames silently on a full disk
+    and leaves an unplayable file, which must never be passed off as the result.
     """
 
     def __init__(self, path: Path, tmp: Path, fps: float):
         self.path, self.tmp, self.fps, self.writer, self.frames = path, tmp, fps, None, 0
+        self.queue: queue.Queue = queue.Queue(maxsize=4)  # a few frames ahead at most: memory stays flat
+        self.thread = threading.Thread(target=self._encode, daemon=True)
 
     def write(self, frame):
         if self.writer is None:
@@ -39,12 +44,19 @@ class _Writer:
             self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, size)
             if not self.writer.isOpened():
                 raise FaceparseError(f"cannot write video {self.path}")
-        self.writer.write(frame)
+            self.thread.start()
+        self.queue.put(frame)
         self.frames += 1
+
+    def _encode(self):
+        while (frame := self.queue.get()) is not None:
+            self.writer.write(frame)
 
     def close(self):
         if self.writer is None:
             return
+        self.queue.put(None)
+        self.thread.join()
         self.writer.release()
         self.writer = None
         cap = cv2.VideoCapture(str(self.tmp))
@@ -129,9 +141,11 @@ def run_stream(pipeline: Pipeline, source, out_path: Path | None = None, show: b
         "fps_by_faces": {str(n): round(c / t, 2) for n, (c, t) in sorted(by_faces.items())},
         "frames_by_faces": {str(n): c for n, (c, _) in sorted(by_faces.items())},
         "ms": {k: round(v / frames, 2) for k, v in sums.items()},
+        # The model's share of the wall time: the rest is what the pipeline adds around it.
+        "model_fraction": round(sums["model"] / 1000 / stats["wall_s"], 3),
         "faces_per_frame": round(stats["faces"] / frames, 3), "frames_with_face": stats["frames_with_face"],
         "flicker": round(float(np.mean(stats["flickers"])), 4) if stats["flickers"] else None,
-        "backend": pipeline.backend.name, "precision": pipeline.precision, "tta": pipeline.tta, "smoothing": pipeline.smoothing,
+        "backend": pipeline.backend.name, "precision": pipeline.precision, "detector": pipeline.detector_name, "tta": pipeline.tta, "smoothing": pipeline.smoothing,
         "detect_every": pipeline.detect_every, "out": str(out_path) if out_path else None,
     }
 
@@ -170,7 +184,7 @@ def _parse_frames(pipeline, cap, name, total, writer, show, is_camera, max_frame
                 t_previous = t0
                 timings = {"decode": t_decode, **result.timings}
                 drawn = overlay(frame, result.labels, result.faces,
-                                hud_lines(fps_smooth, timings, pipeline.engine, len(result.faces), pipeline.tta))
+                                hud_lines(fps_smooth, timings, pipeline.engine, len(result.faces)))
                 timings["draw"] = (time.perf_counter() - t1) * 1000
                 t2 = time.perf_counter()
                 if writer is not None:
