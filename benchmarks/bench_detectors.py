@@ -5,8 +5,9 @@
 For each detector setting: frames of the shared video with at least one face (per shot),
 faces per frame, faces found on the photos, aligned val images with a face, and
 milliseconds per call (median over the video's frames, measured in interleaved rounds).
-A contact sheet of every 10th frame with each detector's boxes (detectors.png) is the
-check for false positives. Writes benchmarks/results/<avx2|vnni|amx>/detectors.{md,json,png}.
+A contact sheet of every 10th frame with each detector's boxes is the check for false
+positives; it shows the shared video's frames, so it goes to runs/detectors.png (git-ignored),
+never into the repository. Writes benchmarks/results/<avx2|vnni|amx>/detectors.{md,json}.
 """
 
 import argparse
@@ -25,6 +26,7 @@ from faceparse_edge.tables import markdown_table
 from faceparse_edge.toolkit.data import list_samples
 
 RESULTS = Path(__file__).resolve().parent / "results" / cpu_class()  # one folder per CPU kind
+SHEET = Path(__file__).resolve().parent.parent / "runs" / "detectors.png"
 SHOTS = ((0, 20), (20, 82), (82, 211), (211, 275))  # the shared video's cuts (runtime/motion.is_cut finds them)
 SETTINGS = {"Haar 320": lambda: HaarDetector(max_side=320), "YuNet 320": lambda: YuNetDetector(max_side=320),
             "YuNet 640": lambda: YuNetDetector(max_side=640),
@@ -98,7 +100,7 @@ def main():
             "ms_median": round(statistics.median(times[name]), 2),
         })
         print(rows[-1], flush=True)
-    contact_sheet(frames, boxes, RESULTS / "detectors.png")
+    contact_sheet(frames, boxes, SHEET)
     machine = machine_info(2, since=start)
     shots = " / ".join(f"{a}-{z - 1}" for a, z in SHOTS)
     md = ["# Face detectors on the shared material\n", f"Machine: {describe(machine)}\n",
@@ -106,7 +108,8 @@ def main():
           f"at 640x360, shots {shots}. \"320\"/\"640\": the frame scaled to that longest side before detection. "
           f"ms: median per call over {args.rounds} interleaved passes over the video. Photos: "
           f"{len(photos)} photos with one face each. Aligned: the {len(aligned)} val images. False positives: see "
-          "the contact sheet [detectors.png](detectors.png) (every 10th frame).\n",
+          "the contact sheet that the command writes to runs/detectors.png (every 10th frame; not kept in "
+          "the repository: it shows the shared video's frames).\n",
           markdown_table(("detector", "frames with a face", "per shot", "faces per frame", "faces on the photos",
                           "aligned val with a face", "ms per frame"),
                          ((r["detector"], f"{r['frames_with_face']} / {len(frames)}", r["frames_with_face_per_shot"],

@@ -4,6 +4,7 @@ import json
 import os
 import signal
 import sys
+import time
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -289,7 +290,7 @@ def train(
     """
     from .toolkit.distributed import rank_and_world
     from .toolkit.run_config import architecture, resolved, train_config, with_data_stats, write_settings
-    from .toolkit.train import train as run_training
+    from .toolkit.train import check_trainable, train as run_training
 
     if data is None and not resume:
         raise FaceparseError("train needs --data (or --config with a data setting, or --resume)")
@@ -301,10 +302,13 @@ def train(
     check_outputs([config, init, distill], [json_file], [out_dir])
     settings = {**{p.name: ctx.params[p.name] for p in ctx.command.params}, "epochs": epochs or (0 if resume else 60)}
     train_settings = train_config(settings)  # malformed values (e.g. --distill-scales) fail before any work
-    main_process = rank_and_world()[0] == 0  # under torchrun, rank 0 alone writes
+    rank, world, _ = rank_and_world()
+    main_process = rank == 0  # under torchrun, rank 0 alone writes
     model_config = None
     if not resume:
-        model_config = with_data_stats(architecture(settings)[0], data, train_split)
+        architecture_config = architecture(settings)[0]
+        check_trainable(train_settings, architecture_config.input_size, world)  # before any image is read
+        model_config = with_data_stats(architecture_config, data, train_split)
         if main_process:
             write_settings(out_dir / "config.yaml", resolved(settings, model_config))
     summary = run_training(train_settings, model_config, resume=resume)
@@ -729,7 +733,11 @@ def main():
             print(f"error: {message}{hint}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except FaceparseError as exc:
-        print(f"error: {exc}", file=sys.stderr)  # plain print: one line, never wrapped
+        if os.environ.get("RANK", "0") == "0":  # under torchrun every rank fails alike; rank 0 says why
+            print(f"error: {exc}", file=sys.stderr)  # plain print: one line, never wrapped
+        else:  # torchrun stops every rank once one exits: let rank 0 say why first (and be stopped quietly)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            time.sleep(1)
         sys.exit(1)
     except KeyboardInterrupt:
         console.print("interrupted")

@@ -147,6 +147,42 @@ def param_groups(model: FaceParser, lr: float, extra_blocks_lr: float) -> list[d
     return groups
 
 
+MIN_IMAGES_PER_STEP = 2  # per process: BatchNorm after the ASPP's image pooling sees one value per channel and image
+SIZE_MULTIPLE = 32  # input sizes the encoder's strides divide evenly (the exported models' outputs need it)
+
+
+def check_trainable(cfg: TrainConfig, input_size: int, world: int = 1) -> None:
+    """Refuse settings that cannot train, with one line naming the option and what would work.
+
+    Runs before any image is read or any process group started (only the split files are
+    listed), so under torchrun every rank fails alike and at once. The last partial batch of an
+    epoch is always dropped (see make_loader), so no step ever sees a single image.
+    """
+    over = f" over {world} processes" if world > 1 else ""
+    if cfg.batch_size % world:
+        raise FaceparseError(f"--batch {cfg.batch_size} does not split over {world} processes; use a multiple of {world}")
+    per_process = cfg.batch_size // world
+    if per_process < MIN_IMAGES_PER_STEP:
+        raise FaceparseError(f"--batch {cfg.batch_size}{over} gives {per_process} image per process and step, and "
+                             f"BatchNorm needs {MIN_IMAGES_PER_STEP}: use --batch {MIN_IMAGES_PER_STEP * world} or more")
+    if input_size % SIZE_MULTIPLE:
+        raise FaceparseError(f"--imgsz {input_size} is not a multiple of {SIZE_MULTIPLE} (the encoder's strides): "
+                             f"use {max(SIZE_MULTIPLE, input_size // SIZE_MULTIPLE * SIZE_MULTIPLE)} or "
+                             f"{-(-input_size // SIZE_MULTIPLE) * SIZE_MULTIPLE}")
+    images = len(list_samples(cfg.data, cfg.train_split))
+    list_samples(cfg.data, cfg.val_split)  # a missing or empty val split: its own one-line error
+    share = images // world  # each process's images in an epoch
+    if share < per_process:
+        fits = share * world if share >= MIN_IMAGES_PER_STEP else 0
+        raise FaceparseError(f"the train split '{cfg.train_split}' has {images} images, fewer than one batch of "
+                             f"--batch {cfg.batch_size}{over}: "
+                             + (f"use --batch {fits} or less" if fits else
+                                f"it needs at least {MIN_IMAGES_PER_STEP * world} images"))
+    if cfg.workers and cfg.workers > share:
+        raise FaceparseError(f"--workers {cfg.workers} is more than the {share} training images each process "
+                             f"reads{over}: use --workers {share} or fewer")
+
+
 def train(cfg: TrainConfig, model_config: ModelConfig | None, resume: bool = False,
           on_epoch: Callable[[int, float], None] | None = None) -> dict:
     """Train (or resume) a model; returns the run summary. `model_config` None means resume.
@@ -168,6 +204,7 @@ def train(cfg: TrainConfig, model_config: ModelConfig | None, resume: bool = Fal
         raise FaceparseError(f"unknown cache '{cfg.cache}'; choose from {', '.join(CACHE_CHOICES)}")
     if cfg.extra_blocks_lr != 1.0 and not model_config.extra_blocks:
         raise FaceparseError("--extra-blocks-lr sets the learning rate of the --extra-blocks, and this model has none")
+    check_trainable(cfg, model_config.input_size, rank_and_world()[1])
     device = resolve_device(cfg.device)
     with process_group(device):
         return _train(cfg, model_config, state, device, on_epoch)
@@ -184,8 +221,6 @@ def _train(cfg: TrainConfig, model_config: ModelConfig, state: dict | None, devi
     say = console.print if main else (lambda *a, **k: None)
     if state is not None:
         say(f"resuming {out / 'last.pt'} after epoch {state['epoch']} of {cfg.epochs}")
-    if cfg.batch_size % world:
-        raise FaceparseError(f"batch size {cfg.batch_size} does not split over {world} processes")
     torch.manual_seed(cfg.seed)
 
     train_samples = list_samples(cfg.data, cfg.train_split)
@@ -196,9 +231,7 @@ def _train(cfg: TrainConfig, model_config: ModelConfig, state: dict | None, devi
     workers = cfg.workers if cfg.workers is not None else min(4, os.cpu_count() or 1) if device.startswith("cuda") else 0
     weights = repeat_factors(dataset.classes_present(NUM_CLASSES), cfg.balance) if cfg.balance else None
     loader, sampler = make_loader(dataset, cfg.batch_size // world, workers, cfg.seed, rank, world, weights)
-    steps_per_epoch = len(loader)
-    if steps_per_epoch == 0:
-        raise FaceparseError(f"batch size {cfg.batch_size} is larger than the {len(dataset)} training images")
+    steps_per_epoch = len(loader)  # at least 1: check_trainable
 
     model = build_model(model_config)
     if cfg.init and state is None:

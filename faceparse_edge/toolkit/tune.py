@@ -20,7 +20,8 @@ from ..fileio import atomic_path, write_text_atomic
 from ..progress import console
 from .model import ModelConfig
 from .run_config import architecture, resolved, train_config, with_data_stats, write_settings
-from .train import Diverged, train
+from .distributed import rank_and_world
+from .train import Diverged, check_trainable, train
 
 # The search space: the architecture, augmentation limits, optimiser, schedule and loss weights.
 DEFAULT_SPACE = {
@@ -131,6 +132,7 @@ def run_worker(study, space: dict, base: dict, out_dir: Path, n_trials: int, tim
         trial.set_user_attr("worker", worker)
         try:
             config, params = architecture(settings)
+            check_trainable(train_config(settings), config.input_size, rank_and_world()[1])
         except FaceparseError as exc:
             trial.set_user_attr("rejected", str(exc))
             console.print(f"trial {trial.number} rejected before training: {exc}")
