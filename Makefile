@@ -19,7 +19,7 @@ LOCK_VENV := .venv-lock
 # (pyenv's own build first: its python3.13 shim fails unless 3.13 is selected.)
 RUNTIME_PY ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13 /usr/bin/python3.13 /usr/local/bin/python3.13))
 RUNTIME_VENV := .venv-py313
-RUNTIME_TESTS := tests/test_detectors.py tests/test_runtime.py tests/test_alignment.py
+RUNTIME_TESTS := tests/test_api.py tests/test_detectors.py tests/test_runtime.py tests/test_alignment.py
 
 .PHONY: setup-runtime setup demo test test-runtime-py313 benchmark lock clean
 
@@ -49,7 +49,7 @@ test: setup
 	$(BIN)/python -m pytest -q
 	$(MAKE) test-runtime-py313
 
-# The runtime tests (detector, image, video, alignment) on Python 3.13 with the runtime install alone
+# The runtime tests (API, detector, image, video, alignment) on Python 3.13 with the runtime install alone
 # (plus pytest, and onnx to build a test model). Without a Python 3.13 this fails under CI and is
 # skipped, saying so, elsewhere.
 test-runtime-py313:

@@ -27,7 +27,7 @@ from faceparse_edge.export.check import check
 from faceparse_edge.export.onnx_export import export_onnx
 from faceparse_edge.export.quantize import CALIBRATION_PERCENTILE, quantize_onnx, quantize_openvino, to_openvino
 from faceparse_edge.fileio import write_text_atomic
-from faceparse_edge.runtime.backends import open_backend
+from faceparse_edge.models import open_model
 from faceparse_edge.sysinfo import cpu_class, cpu_times, describe, machine_info
 from faceparse_edge.tables import markdown_table
 from faceparse_edge.toolkit.checkpoint import load_model
@@ -45,7 +45,7 @@ SETTINGS = {"U8S8 (target vnni)": ("vnni", True, CALIBRATION_PERCENTILE),
 
 def p50_ms(paths, rounds: int = 3, runs: int = 30) -> list[float]:
     """Median batch-1 latency of each model, in interleaved rounds (noise spreads over all alike)."""
-    backends = [open_backend(p, threads=THREADS) for p in paths]
+    backends = [open_model(p, threads=THREADS) for p in paths]
     inputs = [np.zeros((1, 3, b.info.input_size, b.info.input_size), np.float32) for b in backends]
     times = [[] for _ in backends]
     for b, x in zip(backends, inputs):

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from faceparse_edge.fileio import write_text_atomic
-from faceparse_edge.runtime.pipeline import Pipeline
+from faceparse_edge.runtime.pipeline import Parser
 from faceparse_edge.runtime.video import run_stream
 from faceparse_edge.sysinfo import cpu_class, cpu_times, describe, machine_info
 from faceparse_edge.tables import markdown_table
@@ -39,7 +39,7 @@ def main():
     runs, sizes = {name: [] for name in args.models}, {}
     for _ in range(args.repeats):
         for name in args.models:
-            pipeline = Pipeline(name, threads=args.threads, tta=True, detect_every=5, smoothing=0.9)
+            pipeline = Parser(name, threads=args.threads, tta=True, detect_every=5, smoothing=0.9)
             sizes[name] = pipeline.info.input_size
             runs[name].append(run_stream(pipeline, args.video, out))
             print(name, runs[name][-1]["fps"], runs[name][-1]["fps_by_faces"].get("1"), flush=True)

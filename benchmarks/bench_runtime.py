@@ -29,7 +29,7 @@ from faceparse_edge.evaluation import evaluate_backend
 from faceparse_edge.fileio import read_image, write_text_atomic
 from faceparse_edge.metrics import SegmentationMetrics
 from faceparse_edge.runtime.faces import CropRule, rule_file
-from faceparse_edge.runtime.pipeline import Pipeline
+from faceparse_edge.runtime.pipeline import Parser
 from faceparse_edge.runtime.video import STAGES, flicker, run_stream
 from faceparse_edge.sysinfo import cpu_class, cpu_times, describe, machine_info
 from faceparse_edge.tables import markdown_table
@@ -42,7 +42,7 @@ FLICKERS = ("flicker", "flicker_compensated", "flicker_repeated_frames")
 
 def runtime_vs_evaluate(model, data) -> dict:
     """Val mIoU through the runtime pipeline (--no-detect) and through `evaluate`'s backend path."""
-    pipeline = Pipeline(model, tta=True, detect=False)
+    pipeline = Parser(model, tta=True, detect=False)
     samples = list_samples(data, "val")
     metrics = SegmentationMetrics()
     for image, mask in map(load_pair, samples):
@@ -66,7 +66,7 @@ def aligned_accuracy(model, data, detectors=("retinaface", "yunet"), angles=(0, 
         for angle in angles:
             row = {"detector": detector, "angle": angle}
             for name, r in (("landmarks", rule), ("box", dataclasses.replace(rule, template=None))):
-                pipeline = Pipeline(model, tta=True, smoothing=0.0, rule=r, detector=detector)
+                pipeline = Parser(model, tta=True, smoothing=0.0, rule=r, detector=detector)
                 metrics, found = SegmentationMetrics(), 0
                 for image, mask in pairs:
                     h, w = mask.shape
@@ -87,10 +87,10 @@ def aligned_accuracy(model, data, detectors=("retinaface", "yunet"), angles=(0, 
 def steady(model, media, settings) -> list[dict]:
     """Still and moving photo sequences (benchmarks/steadiness.py) for each smoothing setting."""
     photos = {p.name: read_image(p) for p in sorted(Path(media).iterdir()) if p.suffix.lower() in (".jpg", ".png")}
-    plain = Pipeline(model, tta=True, smoothing=0.0)
+    plain = Parser(model, tta=True, smoothing=0.0)
     rows = []
     for label, smoothing in settings:
-        smoothed = Pipeline(model, tta=True, smoothing=smoothing)
+        smoothed = Parser(model, tta=True, smoothing=smoothing)
         for name, photo in photos.items():
             still = steadiness.measure(smoothed, plain, steadiness.still(photo))
             moving = steadiness.measure(smoothed, plain, steadiness.moving(photo))
@@ -114,8 +114,8 @@ def quality(model, video, smoothing: float, detect_every: int) -> dict:
     face pixels labelled as a smoothing-off pipeline labels them on the same frames (how far
     smoothing departs from the per-frame parse).
     """
-    smoothed = Pipeline(model, tta=True, detect_every=detect_every, smoothing=smoothing)
-    plain = Pipeline(model, tta=True, detect_every=detect_every, smoothing=0.0)
+    smoothed = Parser(model, tta=True, detect_every=detect_every, smoothing=smoothing)
+    plain = Parser(model, tta=True, detect_every=detect_every, smoothing=0.0)
     cap = cv2.VideoCapture(str(video))
     raw, compensated, repeated, agreement, faces_found = [], [], [], [], []
     previous = previous_gray = None
@@ -170,7 +170,7 @@ def main():
     timed = {label: [] for label, _ in settings}
     for _ in range(args.repeats):  # interleaved, so machine noise spreads over all settings
         for label, smoothing in settings:
-            pipeline = Pipeline(args.model, threads=args.threads, tta=True, detect_every=args.detect_every,
+            pipeline = Parser(args.model, threads=args.threads, tta=True, detect_every=args.detect_every,
                                 smoothing=smoothing)
             timed[label].append(run_stream(pipeline, args.video, out))
     rows = []
@@ -206,7 +206,7 @@ def main():
                            *(f"{r['ms'][k]:.2f}" for k in STAGES),
                            r["flicker"], r["flicker_compensated"], r["flicker_repeated_frames"],
                            r["agreement_with_unsmoothed"]) for r in rows))]
-    md.append("\nMilliseconds are per frame, averaged over all frames (\"write\": handing the frame to the encoder thread; the encoding runs beside the next frames). Model share: the model calls' time over the wall time. Flicker reduction (smoothing off / on; "
+    md.append("\nMilliseconds are per frame, averaged over all frames (draw and write run on a background thread beside the parsing of the next frames, so they are not on the frame's path). Model share: the model calls' time over the wall time. Flicker reduction (smoothing off / on; "
               "below 1x, smoothing raised it): "
               + ", ".join(f"{k}: {v['flicker']}x raw, {v['flicker_compensated']}x motion-compensated, "
                           f"{v['flicker_repeated_frames']}x on repeated frames" for k, v in reductions.items()))

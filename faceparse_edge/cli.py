@@ -74,25 +74,18 @@ def write_json(path: Optional[Path], payload) -> None:
 @app.command()
 def info(model_name: Optional[str] = ModelOpt, precision: Precision = PrecisionOpt, json_file: Optional[Path] = JsonOpt):
     """Describe a model (checkpoint, safetensors, ONNX or OpenVINO IR) and the precision it runs in on this CPU."""
+    from .models import open_model
+    from .runtime.backends import precision_ran
     from .sysinfo import describe, machine_info
     from .toolkit.model import PRESETS, FaceParser, ModelConfig, count_parameters, same_layers
     from .weights import resolve_model
 
     weights = resolve_model(model_name)
     check_outputs([weights], [json_file])
-    summary = {"weights": str(weights)}
-    if weights.suffix.lower() in (".onnx", ".xml"):
-        from .runtime.backends import open_backend, precision_ran
-
-        backend = open_backend(weights, precision=precision.value)
-        model = FaceParser(ModelConfig.from_dict(backend.info.config))
-        summary.update({"format": backend.name, "model_precision": backend.info.precision,
-                        "runs_in": precision_ran(backend)})
-    else:
-        from .toolkit.checkpoint import load_model
-
-        model = load_model(weights)
-        summary.update({"format": "torch", "model_precision": "fp32", "runs_in": "f32"})
+    backend = open_model(weights, precision=precision.value)
+    model = FaceParser(ModelConfig.from_dict(backend.info.config))
+    summary = {"weights": str(weights), "format": backend.name, "model_precision": backend.info.precision,
+               "runs_in": precision_ran(backend)}
     config = model.config
     preset = next((name for name, p in PRESETS.items() if same_layers(p, config, any_width=True)), "custom")
     summary.update({"preset": preset, "config": config.to_dict(), "params": count_parameters(model),
@@ -393,6 +386,7 @@ def evaluate(
 ):
     """mIoU, per-class IoU, pixel accuracy and F-measure at the ground-truth resolution."""
     from .evaluation import evaluate_backend
+    from .models import open_model
     from .toolkit.data import list_samples, load_pair, resolve_split
     from .toolkit.plots import plot_confusion
 
@@ -402,21 +396,10 @@ def evaluate(
     check_outputs([weights], [confusion, json_file])
     split = resolve_split(data, split)
     samples = list_samples(data, split)
-    if weights.suffix.lower() in (".onnx", ".xml"):
-        from .runtime.backends import open_backend
-
-        backend = open_backend(weights)
-        size, mean, std = backend.info.input_size, backend.info.mean, backend.info.std
-        if imgsz not in (None, size):
-            raise FaceparseError(f"{weights.name} was exported at {size} px: --imgsz applies to torch weights")
-    else:
-        from .toolkit.checkpoint import load_model
-        from .toolkit.evaluate import torch_backend
-        from .toolkit.train import resolve_device
-
-        model = load_model(weights)
-        backend = torch_backend(model, resolve_device(device))
-        size, mean, std = imgsz or model.config.input_size, model.config.mean, model.config.std
+    backend = open_model(weights, device=device)
+    size, mean, std = imgsz or backend.info.input_size, backend.info.mean, backend.info.std
+    if backend.name != "torch" and size != backend.info.input_size:
+        raise FaceparseError(f"{weights.name} was exported at {backend.info.input_size} px: --imgsz applies to torch weights")
     result, metrics = evaluate_backend(backend, samples, load_pair, size, mean, std, tta=tta == Tta.flip)
     result.update({"data": str(data), "split": split, "tta": tta.value, "input_size": size, "weights": str(weights)})
     table = Table(title=f"{data}" + (f" [{split}]" if split else "") + f", {result['images']} images at {size} px, TTA {tta.value}")
@@ -626,9 +609,9 @@ def _runtime_model(model_name: Optional[str], backend: str) -> Path:
 
 
 def _pipeline(model, backend, threads, tta, detect, precision, detector, detect_every=1, smoothing=0.0):
-    from .runtime.pipeline import Pipeline
+    from .runtime.pipeline import Parser
 
-    return Pipeline(model, backend, threads, tta, detect, detect_every, smoothing, precision=precision.value,
+    return Parser(model, backend, threads, tta, detect, detect_every, smoothing, precision=precision.value,
                     detector=detector)
 
 

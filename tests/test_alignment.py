@@ -9,7 +9,7 @@ from benchmarks import steadiness
 from faceparse_edge.errors import FaceparseError
 from faceparse_edge.fileio import read_image
 from faceparse_edge.runtime import align
-from faceparse_edge.runtime.pipeline import Pipeline
+from faceparse_edge.runtime.pipeline import Parser
 from faceparse_edge.toolkit.data import list_samples, load_pair
 
 from .conftest import SHARED
@@ -21,7 +21,7 @@ def val_pairs(celeba_mini):
 
 @pytest.fixture(scope="module")
 def pipeline():
-    return Pipeline(threads=2, smoothing=0.0, detector="retinaface")
+    return Parser(threads=2, smoothing=0.0, detector="retinaface")
 
 
 def _turned(image, mask, angle):
@@ -37,7 +37,7 @@ def _angle(crop):
 
 
 def test_a_turned_face_is_cropped_upright_and_its_parse_turned_back(pipeline, val_pairs):
-    box_only = Pipeline(threads=2, smoothing=0.0, detector="retinaface",
+    box_only = Parser(threads=2, smoothing=0.0, detector="retinaface",
                         rule=dataclasses.replace(pipeline.rule, template=None))  # upright squares, as before alignment
     hits = {"landmarks": [], "box": []}
     for image, mask in val_pairs:
@@ -98,7 +98,7 @@ def test_smoothing_steadies_a_still_face_without_lagging_a_moving_one():
     if not photo_path.is_file():
         pytest.skip(f"shared media not found at {photo_path}")
     photo = read_image(photo_path)
-    smoothed, plain = Pipeline(threads=2), Pipeline(threads=2, smoothing=0.0)
+    smoothed, plain = Parser(threads=2), Parser(threads=2, smoothing=0.0)
     still = steadiness.measure(smoothed, plain, steadiness.still(photo, frames=20))
     moving = steadiness.measure(smoothed, plain, steadiness.moving(photo, frames=20))
     assert still["frames_measured"] == 19 and moving["frames_measured"] >= 17  # the face tracked through the sequence
@@ -140,8 +140,8 @@ def test_given_the_true_crop_the_detection_path_parses_as_the_aligned_image(val_
         def transform(self, box, landmarks=None):
             return np.array([[1 / 512, 0, 0], [0, 1 / 512, 0]])
 
-    detected = Pipeline(threads=2, smoothing=0.0, rule=TrueCrop())
-    aligned = Pipeline(threads=2, detect=False)
+    detected = Parser(threads=2, smoothing=0.0, rule=TrueCrop())
+    aligned = Parser(threads=2, detect=False)
     for image, _ in val_pairs[:3]:
         detected.reset()
         assert (detected(image).labels == aligned(image).labels).mean() > 0.999

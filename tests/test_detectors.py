@@ -12,7 +12,7 @@ from faceparse_edge.errors import FaceparseError
 from faceparse_edge.runtime import detectors
 from faceparse_edge.runtime.detectors import HaarDetector, RetinaFaceDetector, make_detector
 from faceparse_edge.runtime.faces import iou
-from faceparse_edge.runtime.pipeline import Pipeline
+from faceparse_edge.runtime.pipeline import Parser
 
 from .helpers import assert_one_line_error, cli
 
@@ -30,7 +30,7 @@ def _video_frame(media, index: int) -> np.ndarray:
 
 def test_the_default_detector_is_retinaface_with_landmarks_on_this_python(media):
     """What every user gets, on every Python and platform: not the Haar fallback."""
-    pipeline = Pipeline(threads=2)
+    pipeline = Parser(threads=2)
     assert pipeline.detector_name == "retinaface" and "detector retinaface" in pipeline.engine
     faces = pipeline.detector.detect(_video_frame(media, 150))
     assert len(faces) == 1 and faces[0].landmarks.shape == (5, 2)

@@ -176,7 +176,8 @@ BAD_INPUTS = {  # command: [(arguments, what the one-line error names)]
                   (["--data", "data", "--out", "adir"], "adir is a folder")],
     "video": [(["empty.mp4", "--no-show"], "not a readable video"), (["nothere.mp4", "--no-show"], "video not found"),
               (["clip.mp4", "--no-show", "--out", "adir"], "adir is a folder"),
-              (["clip.mp4", "--no-show", "--model", "zero.pt"], "unsupported model format '.pt'"),
+              (["clip.mp4", "--no-show", "--model", "zero.pt"], "zero.pt is empty"),  # torch weights run where torch is
+              (["clip.mp4", "--no-show", "--model", "corrupt.jpg"], "unsupported model format '.jpg'"),
               (["clip.mp4", "--no-show", "--model", "junk.onnx"], "cannot load ONNX model")],
     "webcam": [(["--camera", "7", "--no-show"], "camera 7")],
     "image": [(["corrupt.jpg", "--out", "new"], "could not be read"), (["data/images", "--out", "afile"], "afile is a file"),

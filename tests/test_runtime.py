@@ -17,7 +17,7 @@ from faceparse_edge.classes import CLASS_NAMES
 from faceparse_edge.errors import FaceparseError
 from faceparse_edge.parsing import labels_at, predict_probs, preprocess, softmax
 from faceparse_edge.runtime.backends import CONFIG_KEY, PRECISION_KEY, open_backend
-from faceparse_edge.runtime.pipeline import Pipeline
+from faceparse_edge.runtime.pipeline import Parser
 
 from .helpers import assert_one_line_error, cli
 
@@ -46,7 +46,7 @@ def _centroid_x(labels, c):
 @pytest.mark.parametrize("photo", PHOTOS)
 def test_photos_are_found_and_parsed_with_left_on_the_image_right(media, photo):
     image = np.asarray(Image.open(media / photo).convert("RGB"))
-    result = Pipeline(threads=2)(image)
+    result = Parser(threads=2)(image)
     assert len(result.faces) >= 1
     face = max(result.faces, key=lambda f: f.labels.size)
     inside = face.labels
@@ -125,7 +125,7 @@ def test_runtime_path_without_detection_equals_evaluate(celeba_mini):
     from faceparse_edge.toolkit.data import list_samples, load_pair
 
     samples = list_samples(celeba_mini, "val")[:6]
-    pipeline = Pipeline(tta=True, detect=False)
+    pipeline = Parser(tta=True, detect=False)
     metrics = SegmentationMetrics()
     for s in samples:
         image, mask = load_pair(s)
@@ -232,7 +232,7 @@ def test_cuts_in_the_video_start_new_tracks(media):
     from faceparse_edge.runtime.motion import is_cut
 
     cap, previous, cuts, ids = cv2.VideoCapture(str(media / "short_hamilton_clip.mp4")), None, [], []
-    pipeline = Pipeline(threads=1)
+    pipeline = Parser(threads=1)
     for index in range(214):
         ok, frame = cap.read()
         assert ok

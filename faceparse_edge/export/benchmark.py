@@ -38,17 +38,6 @@ def _rows_to_run(executions) -> list[tuple]:
     return rows
 
 
-def _torch_backend(weights, threads):
-    import torch
-
-    from ..toolkit.checkpoint import load_model
-    from ..toolkit.evaluate import torch_backend
-
-    torch.set_num_threads(threads)
-    model = load_model(weights)
-    return torch_backend(model), model.config.input_size, model.config.mean, model.config.std
-
-
 def latency_ms(backend, x: np.ndarray, runs: int) -> list[float]:
     """Wall-clock milliseconds of `runs` calls on the same input."""
     times = []
@@ -66,7 +55,8 @@ def benchmark(models: list[tuple[str, Path, Path]], data: str, split: str | None
     'skipped' rows. `models`: (label, torch weights, folder laid out like `export --out`) each;
     the latency rounds interleave every model's formats."""
     from ..evaluation import evaluate_backend
-    from ..runtime.backends import check_execution_precision, open_backend, openvino_capabilities
+    from ..models import open_model
+    from ..runtime.backends import check_execution_precision, openvino_capabilities
     from ..toolkit.data import list_samples, load_pair
 
     samples = list_samples(data, split)[:eval_images]
@@ -83,14 +73,10 @@ def benchmark(models: list[tuple[str, Path, Path]], data: str, split: str | None
                 row["status"] = f"skipped: {exc}"
                 continue
         try:
-            if rel is None:
-                backend, size, mean, std = _torch_backend(weights, threads)
-                row["size_mb"] = round(model_size_mb(weights), 3)
-            else:
-                path = Path(models_dir) / rel
-                backend = open_backend(path, threads=threads, precision=execution)
-                size, mean, std = backend.info.input_size, backend.info.mean, backend.info.std
-                row["size_mb"] = round(model_size_mb(path), 3)
+            path = Path(weights) if rel is None else Path(models_dir) / rel
+            backend = open_model(path, "torch" if rel is None else "auto", execution, threads)
+            size, mean, std = backend.info.input_size, backend.info.mean, backend.info.std
+            row["size_mb"] = round(model_size_mb(path), 3)
             result, _ = evaluate_backend(backend, samples, load_pair, size, mean, std,
                                          description=f"{label} {name} {precision} ({execution})")
             row["miou"] = round(result["miou"], 2)

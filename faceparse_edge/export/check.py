@@ -6,7 +6,8 @@ import numpy as np
 
 from ..errors import FaceparseError
 from ..evaluation import evaluate_backend
-from ..runtime.backends import model_size_mb, open_backend, precision_ran
+from ..models import open_model
+from ..runtime.backends import model_size_mb, precision_ran
 
 
 def check(reference: Path, models: list[Path], data: str, split: str | None, tta: bool = False,
@@ -20,7 +21,7 @@ def check(reference: Path, models: list[Path], data: str, split: str | None, tta
     samples = list_samples(data, split)
     rows, reference_labels, reference_result = [], [], None
     for path in [reference, *models]:
-        backend = open_backend(path, threads=threads, precision="f32" if reference_result is None else precision)
+        backend = open_model(path, threads=threads, precision="f32" if reference_result is None else precision)
         info = backend.info
         labels: list = []
         result, _ = evaluate_backend(backend, samples, load_pair, info.input_size, info.mean, info.std, tta=tta,

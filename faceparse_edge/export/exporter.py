@@ -9,7 +9,8 @@ import torch
 from ..errors import FaceparseError
 from ..fileio import read_image, staging_dir
 from ..parsing import preprocess
-from ..runtime.backends import model_size_mb, open_backend
+from ..models import open_model
+from ..runtime.backends import model_size_mb
 from .calibration import calibration_batches, pick_stratified, read_manifest
 from .onnx_export import export_onnx
 from .quantize import CALIBRATION_PERCENTILE, quantize_onnx, resolve_int8_target, quantize_openvino, to_openvino
@@ -23,7 +24,7 @@ PARITY_IMAGES = 8
 @torch.inference_mode()
 def parity(model, path: Path, batch: np.ndarray) -> dict:
     reference = model.coarse_logits(torch.from_numpy(batch)).numpy()
-    logits = open_backend(path)(batch)
+    logits = open_model(path)(batch)
     if logits.shape != reference.shape:
         raise FaceparseError(f"{path} outputs shape {logits.shape}, torch {reference.shape}")
     return {"max_abs_diff": float(np.abs(logits - reference).max()),

@@ -9,7 +9,7 @@ from ..fileio import check_outputs, read_image, write_image, write_label_png
 from ..progress import console, progress_bar
 from .align import corners
 from .draw import hud_lines, overlay
-from .pipeline import Pipeline, class_areas
+from .pipeline import Parser
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -50,7 +50,7 @@ def plan_outputs(inputs, out_dir: Path, protect=(), also_written=()) -> list[tup
     return plan
 
 
-def parse_images(pipeline: Pipeline, plan) -> tuple[list[dict], list[str]]:
+def parse_images(pipeline: Parser, plan) -> tuple[list[dict], list[str]]:
     """Parse each (image, labels, overlay) of `plan_outputs`; returns one record per parsed image, and the
     errors of images that could not be read."""
     records, errors = [], []
@@ -64,8 +64,7 @@ def parse_images(pipeline: Pipeline, plan) -> tuple[list[dict], list[str]]:
                 errors.append(str(exc))
                 console.print(f"skipped: {exc}")
                 continue
-            pipeline.reset()
-            result = pipeline(image)
+            result = pipeline.parse(image)
             write_label_png(labels_path, result.labels)
             hud = hud_lines(None, result.timings, pipeline.engine, len(result.faces))[:1]
             drawn = overlay(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), result.labels, result.faces, hud)
@@ -73,6 +72,8 @@ def parse_images(pipeline: Pipeline, plan) -> tuple[list[dict], list[str]]:
             records.append({
                 "input": str(path), "labels": str(labels_path), "overlay": str(overlay_path),
                 "size": [image.shape[1], image.shape[0]], "backend": pipeline.backend.name, "precision": pipeline.precision, "detector": pipeline.detector_name,
-                "faces": [{"box": f.box, "crop": corners(f.crop).round(1).tolist(), "track_id": f.track_id, "areas": class_areas(f.labels)} for f in result.faces],
+                "faces": [{"box": f.box, "crop": corners(f.crop).round(1).tolist(), "track_id": f.track_id,
+                           "landmarks": None if f.landmarks is None else f.landmarks.round(1).tolist(), "areas": f.areas}
+                          for f in result.faces],
             })
     return records, errors

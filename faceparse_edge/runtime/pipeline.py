@@ -16,10 +16,11 @@ import numpy as np
 
 from ..classes import CLASS_NAMES
 from ..errors import FaceparseError
+from ..fileio import read_image
+from ..models import open_model
 from ..parsing import labels_at, predict_probs, preprocess
-from ..weights import resolve_model
 from . import align
-from .backends import open_backend, precision_ran
+from .backends import precision_ran
 from .detectors import make_detector
 from .faces import CropRule, FaceTracker, rule_file
 from .motion import CHANGE_LEVELS, CropFlow, face_shift, is_cut, warp_probs
@@ -37,6 +38,13 @@ class Face:
     track_id: int | None
     region: tuple  # (x0, y0, x1, y1): the frame rectangle that holds the face's crop, clipped to the frame
     labels: np.ndarray  # the face's class ids over `region` (0 outside its crop)
+    landmarks: np.ndarray | None = None  # (5, 2) frame pixels: eyes, nose tip, mouth corners (image-left first)
+    probs: np.ndarray | None = field(default=None, repr=False)  # (C, S, S) class probabilities over the crop
+
+    @property
+    def areas(self) -> dict:
+        """Class name -> pixels of this face in the frame, background left out."""
+        return class_areas(self.labels)
 
 
 @dataclass
@@ -46,11 +54,18 @@ class FrameResult:
     timings: dict = field(default_factory=dict)  # stage -> milliseconds
 
 
-class Pipeline:
+class Parser:
+    """Face parsing of images and video frames: the CLI's `image`, `video` and `webcam`, as a Python object.
+
+    `model`, `backend`, `threads`, `precision`: as `open_model`. `detect=False` parses each input as an
+    aligned crop. `detector`: auto, retinaface, yunet or haar, run every `detect_every` frames;
+    `smoothing`: weight of a still face's previous probabilities (0 = off); `tta`: flip TTA.
+    """
+
     def __init__(self, model: str | Path | None = None, backend: str = "auto", threads: int = 0, tta: bool = True,
                  detect: bool = True, detect_every: int = 5, smoothing: float = 0.9, rule: CropRule | None = None,
                  precision: str = "f32", detector: str = "auto"):
-        self.backend = open_backend(resolve_model(model, backend), backend, threads, precision, spin=False)
+        self.backend = open_model(model, backend, precision, threads, spin=False)  # spinning would slow the rest
         self.info = self.backend.info
         self.precision = precision_ran(self.backend)
         self.tta, self.detect, self.detect_every, self.smoothing = tta, detect, max(1, detect_every), smoothing
@@ -92,8 +107,37 @@ class Pipeline:
             timings["tta"] = (time.perf_counter() - t1 - sum(model_s)) * 1000
         return probs
 
+    def parse(self, image, color: str = "rgb") -> FrameResult:
+        """Parse one image: a file path (read as a viewer shows it), or an array in `color` order
+        ("rgb", or "bgr" as OpenCV reads frames). Tracks and smoothing start afresh: use `stream`,
+        or call the parser on consecutive frames, for video."""
+        if isinstance(image, (str, Path)):
+            image, color = read_image(image), "rgb"
+        elif color not in ("rgb", "bgr"):
+            raise FaceparseError(f"color must be 'rgb' or 'bgr', got '{color}'")
+        elif color == "bgr" and image.ndim == 3 and image.shape[2] in (3, 4):
+            image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB if image.shape[2] == 3 else cv2.COLOR_BGRA2RGB)
+        self.reset()
+        return self(image)
+
+    def stream(self, source, max_frames: int | None = None):
+        """Parse a video file, stream URL or camera index frame by frame: yields (BGR frame, FrameResult),
+        with tracking and smoothing across frames. Unreadable frames are skipped."""
+        from .video import Frames, open_capture
+
+        cap, name, total = open_capture(source)
+        try:
+            self.reset()
+            for i, frame in enumerate(Frames(cap, name, total, isinstance(source, int))):
+                if max_frames is not None and i >= max_frames:
+                    break
+                yield frame, self(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+        finally:
+            cap.release()
+
     def __call__(self, frame: np.ndarray) -> FrameResult:
-        """One frame's faces and labels; `timings` holds each stage's milliseconds (PIPELINE_STAGES)."""
+        """One RGB frame's faces and labels, tracked from the previous frame's; `timings` holds each stage's
+        milliseconds (PIPELINE_STAGES)."""
         frame_rgb = as_rgb(frame)
         h, w = frame_rgb.shape[:2]
         timings = dict.fromkeys(PIPELINE_STAGES, 0.0)
@@ -125,7 +169,7 @@ class Pipeline:
             t0 = time.perf_counter()
             labels[:] = labels_at(probs, h, w)
             timings["paste"] = (time.perf_counter() - t0) * 1000
-            faces.append(Face(np.array([[1 / w, 0, 0], [0, 1 / h, 0]]), None, None, (0, 0, w, h), labels))
+            faces.append(Face(np.array([[1 / w, 0, 0], [0, 1 / h, 0]]), None, None, (0, 0, w, h), labels, probs=probs))
         elif tracks:
             t0 = time.perf_counter()
             crops = [self.rule.transform(t.box, t.landmarks) for t in tracks]
@@ -157,8 +201,8 @@ class Pipeline:
                 face_labels = align.labels_in_frame(p, m, region)
                 x0, y0, x1, y1 = region
                 cv2.copyTo(face_labels, face_labels, labels[y0:y1, x0:x1])  # the face's pixels over earlier faces'
-                faces.append(Face(m, tuple(round(v, 1) for v in track.box), track.id, region,
-                                  face_labels))
+                faces.append(Face(m, tuple(round(v, 1) for v in track.box), track.id, region, face_labels,
+                                  track.landmarks, p))
                 timings["paste"] += (time.perf_counter() - t1) * 1000
         return FrameResult(labels, faces, timings)
 

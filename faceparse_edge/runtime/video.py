@@ -1,11 +1,11 @@
 """Frame loops for video files, stream URLs and webcams, sharing one pipeline."""
 
+import collections
 import contextlib
 import os
-import queue
 import sys
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -16,27 +16,24 @@ from ..fileio import atomic_path, write_error
 from ..progress import console, progress_bar
 from . import align
 from .draw import hud_lines, overlay
-from .pipeline import PIPELINE_STAGES, Pipeline
+from .pipeline import PIPELINE_STAGES, Parser
 
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # our one-line errors, not FFmpeg's log
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 MAX_CONSECUTIVE_BAD = 30
-STAGES = ("decode", *PIPELINE_STAGES, "draw", "write")  # "write": handing the frame to the encoder thread
+STAGES = ("decode", *PIPELINE_STAGES, "draw", "write")  # draw and write run on a thread beside the parsing
 
 
 class _Writer:
-    """An mp4 writer into `tmp` (an `atomic_path`), opened at the first frame's size, encoding on its own thread.
+    """An mp4 writer into `tmp` (an `atomic_path`), opened at the first frame's size.
 
-    The encoder runs beside the parsing of the next frames (OpenCV releases the GIL while it encodes).
-    `close` waits for it, then reads the file back: OpenCV's writer drops frames silently on a full disk
-    and leaves an unplayable file, which must never be passed off as the result.
+    `close` reads the file back: OpenCV's writer drops frames silently on a full disk and
+    leaves an unplayable file, which must never be passed off as the result.
     """
 
     def __init__(self, path: Path, tmp: Path, fps: float):
         self.path, self.tmp, self.fps, self.writer, self.frames = path, tmp, fps, None, 0
-        self.queue: queue.Queue = queue.Queue(maxsize=4)  # a few frames ahead at most: memory stays flat
-        self.thread = threading.Thread(target=self._encode, daemon=True)
 
     def write(self, frame):
         if self.writer is None:
@@ -44,19 +41,12 @@ class _Writer:
             self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, size)
             if not self.writer.isOpened():
                 raise FaceparseError(f"cannot write video {self.path}")
-            self.thread.start()
-        self.queue.put(frame)
+        self.writer.write(frame)
         self.frames += 1
-
-    def _encode(self):
-        while (frame := self.queue.get()) is not None:
-            self.writer.write(frame)
 
     def close(self):
         if self.writer is None:
             return
-        self.queue.put(None)
-        self.thread.join()
         self.writer.release()
         self.writer = None
         cap = cv2.VideoCapture(str(self.tmp))
@@ -64,6 +54,28 @@ class _Writer:
         cap.release()
         if readable != self.frames:
             raise write_error(self.path, f"only {readable} of {self.frames} frames reached the file")
+
+
+class _Background:
+    """One worker thread for the per-frame work that parsing need not wait for: drawing, encoding
+    and the flicker measure, run in order beside the parsing of the next frames (OpenCV and numpy
+    release the GIL), at most `ahead` frames behind, so that memory stays flat."""
+
+    def __init__(self, ahead: int = 4):
+        self.pool, self.pending, self.ahead = ThreadPoolExecutor(1), collections.deque(), ahead
+
+    def submit(self, fn, *args) -> None:
+        self.pending.append(self.pool.submit(fn, *args))
+        while len(self.pending) > self.ahead:
+            self.pending.popleft().result()  # a task's error is raised here, in the frame loop
+
+    def finish(self) -> None:
+        """Wait for every task (raising the first one's error) and stop the thread."""
+        try:
+            while self.pending:
+                self.pending.popleft().result()
+        finally:
+            self.pool.shutdown(cancel_futures=True)
 
 
 def flicker(previous, current, warp=None) -> float | None:
@@ -98,7 +110,46 @@ def _parsed(result, track_ids) -> np.ndarray:
     return mask
 
 
-def run_stream(pipeline: Pipeline, source, out_path: Path | None = None, show: bool = False,
+def open_capture(source) -> tuple[cv2.VideoCapture, str, int]:
+    """An open capture of a video file, stream URL or camera index, its name for messages, and its frame
+    count (0 for cameras and streams that do not say); a one-line error if it cannot be opened."""
+    is_camera = isinstance(source, int)
+    name = f"camera {source}" if is_camera else str(source)
+    if not is_camera and not str(source).startswith(("rtsp://", "http://", "https://")) and not Path(source).is_file():
+        raise FaceparseError(f"video not found: {source}")
+    cap = cv2.VideoCapture(source)
+    if not cap.isOpened():
+        cap.release()
+        raise FaceparseError(f"cannot open {name}" + ("" if is_camera else ": not a readable video (truncated or unsupported?)"))
+    return cap, name, 0 if is_camera else max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT)))
+
+
+class Frames:
+    """The decodable frames of an open capture, in order (BGR). Frames that cannot be decoded are skipped
+    and counted (`bad`) while good ones follow; MAX_CONSECUTIVE_BAD of them in a row, or the frame count
+    reached, end the stream. A camera that yields no frame at all is a one-line error."""
+
+    def __init__(self, cap, name: str, total: int, is_camera: bool):
+        self.cap, self.name, self.total, self.is_camera = cap, name, total, is_camera
+        self.read = self.bad = 0
+
+    def __iter__(self):
+        failed_run = 0
+        while True:
+            ok, frame = self.cap.read()
+            if not ok:
+                if self.read == self.bad == failed_run == 0 and self.is_camera:
+                    raise FaceparseError(f"{self.name} yields no frames")
+                failed_run += 1
+                if self.total and self.read + self.bad + failed_run < self.total and failed_run < MAX_CONSECUTIVE_BAD:
+                    continue
+                return
+            self.bad, failed_run = self.bad + failed_run, 0
+            self.read += 1
+            yield frame
+
+
+def run_stream(pipeline: Parser, source, out_path: Path | None = None, show: bool = False,
                is_camera: bool = False, max_frames: int | None = None) -> dict:
     """Parse every frame of a capture; returns the run summary. `q`, Ctrl-C or SIGTERM stop cleanly.
 
@@ -106,22 +157,16 @@ def run_stream(pipeline: Pipeline, source, out_path: Path | None = None, show: b
     decoded are skipped and counted; a file whose frames stop before its frame count says
     (truncated) is reported as `missing_frames`.
     """
-    name = f"camera {source}" if is_camera else str(source)
     if show and sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         raise FaceparseError("no display available to show the video (DISPLAY is not set); use --no-show")
-    if not is_camera and not str(source).startswith(("rtsp://", "http://", "https://")) and not Path(source).is_file():
-        raise FaceparseError(f"video not found: {source}")
-    cap = cv2.VideoCapture(source)
+    cap, name, total = open_capture(int(source) if is_camera else source)
     try:
-        if not cap.isOpened():
-            raise FaceparseError(f"cannot open {name}" + ("" if is_camera else ": not a readable video (truncated or unsupported?)"))
         fps_in = cap.get(cv2.CAP_PROP_FPS) or 30.0
-        total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if not is_camera else 0
         pipeline.reset()
         with atomic_path(out_path) if out_path is not None else contextlib.nullcontext() as tmp:
             writer = _Writer(out_path, tmp, fps_in) if out_path is not None else None
             try:
-                stats = _parse_frames(pipeline, cap, name, total, writer, show, is_camera, max_frames)
+                stats = _parse_frames(pipeline, Frames(cap, name, total, is_camera), writer, show, max_frames)
             finally:
                 if show:
                     cv2.destroyAllWindows()
@@ -150,63 +195,70 @@ def run_stream(pipeline: Pipeline, source, out_path: Path | None = None, show: b
     }
 
 
-def _parse_frames(pipeline, cap, name, total, writer, show, is_camera, max_frames) -> dict:
+def _parse_frames(pipeline, frames_in: Frames, writer, show, max_frames) -> dict:
     """The frame loop of `run_stream`: counts, per-stage times and flicker."""
     window = "faceparse-edge"
     sums = dict.fromkeys(STAGES, 0.0)
-    frames = bad = failed_run = faces_total = frames_with_face = 0
+    frames = faces_total = frames_with_face = 0
     flickers, previous, interrupted, stopped = [], None, False, False
     by_faces = {}  # faces in the frame -> [frames, seconds end to end]
     fps_smooth, t_previous, t_start = 0.0, None, time.perf_counter()
+    background = _Background()
+
+    def present(frame, result, hud):
+        """Draw the frame, and encode it when writing (on the background thread unless showing)."""
+        t0 = time.perf_counter()
+        drawn = overlay(frame, result.labels, result.faces, hud)
+        t1 = time.perf_counter()
+        if writer is not None:
+            writer.write(drawn)
+        sums["draw"] += (t1 - t0) * 1000
+        sums["write"] += (time.perf_counter() - t1) * 1000
+        return drawn
+
+    def measure_flicker(previous, result):
+        if (value := flicker(previous, result)) is not None:
+            flickers.append(value)
+
     try:
         with progress_bar() as progress:
-            task = progress.add_task(name if is_camera else Path(name).name, total=total or None, info="")
+            name = frames_in.name if frames_in.is_camera else Path(frames_in.name).name
+            task = progress.add_task(name, total=frames_in.total or None, info="")
+            reader = iter(frames_in)
             while True:
                 if max_frames is not None and frames >= max_frames:
                     stopped = True
                     break
                 t0 = time.perf_counter()
-                ok, frame = cap.read()
-                if not ok:
-                    if frames == bad == failed_run == 0 and is_camera:
-                        raise FaceparseError(f"{name} yields no frames")
-                    failed_run += 1  # unreadable frames; skipped if good ones follow, else the stream ended
-                    if total and frames + bad + failed_run < total and failed_run < MAX_CONSECUTIVE_BAD:
-                        continue
+                frame = next(reader, None)
+                if frame is None:
                     break
-                bad, failed_run = bad + failed_run, 0
                 t_decode = (time.perf_counter() - t0) * 1000
                 result = pipeline(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-                t1 = time.perf_counter()
                 if t_previous is not None:  # end to end: from one frame's start to the next
                     fps_now = 1.0 / max(t0 - t_previous, 1e-6)
                     fps_smooth = fps_now if fps_smooth == 0 else 0.9 * fps_smooth + 0.1 * fps_now
                 t_previous = t0
                 timings = {"decode": t_decode, **result.timings}
-                drawn = overlay(frame, result.labels, result.faces,
-                                hud_lines(fps_smooth, timings, pipeline.engine, len(result.faces)))
-                timings["draw"] = (time.perf_counter() - t1) * 1000
-                t2 = time.perf_counter()
-                if writer is not None:
-                    writer.write(drawn)
-                timings["write"] = (time.perf_counter() - t2) * 1000
-                if show:
+                hud = hud_lines(fps_smooth, timings, pipeline.engine, len(result.faces))
+                if show:  # HighGUI wants the main thread
                     try:
-                        cv2.imshow(window, drawn)
+                        cv2.imshow(window, present(frame, result, hud))
                         key = cv2.waitKey(1) & 0xFF
                     except cv2.error:
                         raise FaceparseError("no display available to show the video; use --no-show") from None
                     if key == ord("q"):
                         stopped = True
                         break
-                for k in STAGES:
-                    sums[k] += timings.get(k, 0.0)
+                elif writer is not None:
+                    background.submit(present, frame, result, hud)
+                background.submit(measure_flicker, previous, result)
+                for k in PIPELINE_STAGES:
+                    sums[k] += timings[k]
+                sums["decode"] += t_decode
                 frames += 1
                 faces_total += len(result.faces)
                 frames_with_face += bool(result.faces)
-                f = flicker(previous, result)
-                if f is not None:
-                    flickers.append(f)
                 previous = result
                 progress.update(task, advance=1, info=f"{fps_smooth:.1f} FPS, {len(result.faces)} faces")
                 count = by_faces.setdefault(len(result.faces), [0, 0.0])
@@ -214,8 +266,10 @@ def _parse_frames(pipeline, cap, name, total, writer, show, is_camera, max_frame
                 count[1] += time.perf_counter() - t0
     except KeyboardInterrupt:
         interrupted = stopped = True
+    finally:
+        background.finish()
     if frames == 0:
-        raise FaceparseError(f"no readable frames in {name}")
-    return {"frames": frames, "bad_frames": bad, "interrupted": interrupted, "stopped": stopped,
+        raise FaceparseError(f"no readable frames in {frames_in.name}")
+    return {"frames": frames, "bad_frames": frames_in.bad, "interrupted": interrupted, "stopped": stopped,
             "wall_s": time.perf_counter() - t_start, "sums": sums, "by_faces": by_faces, "faces": faces_total,
             "frames_with_face": frames_with_face, "flickers": flickers}

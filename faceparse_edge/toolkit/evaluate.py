@@ -8,15 +8,23 @@ from .data import list_samples, load_pair
 from .model import FaceParser
 
 
-def torch_backend(model: FaceParser, device: str = "cpu"):
-    """Wrap a model as a backend: float32 NCHW numpy batch -> coarse NCHW numpy logits, as exported."""
-    model = model.to(device).eval()
+class TorchBackend:
+    """A torch model as a backend like the exported ones: float32 NCHW numpy batch -> coarse NCHW numpy
+    logits (as exported), with the same `name`, `info` and `execution_precision`."""
+
+    name = "torch"
+    execution_precision = "f32"
+
+    def __init__(self, model: FaceParser, device: str = "cpu"):
+        from ..runtime.backends import ModelInfo
+
+        self.model, self.device = model.to(device).eval(), device
+        c = model.config
+        self.info = ModelInfo(c.input_size, tuple(c.mean), tuple(c.std), "fp32", c.to_dict())
 
     @torch.inference_mode()
-    def run(batch: np.ndarray) -> np.ndarray:
-        return model.coarse_logits(torch.from_numpy(batch).to(device)).float().cpu().numpy()
-
-    return run
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self.model.coarse_logits(torch.from_numpy(batch).to(self.device)).float().cpu().numpy()
 
 
 def evaluate_model(model: FaceParser, data: str, split: str | None, tta: bool, device: str = "cpu",
@@ -24,6 +32,6 @@ def evaluate_model(model: FaceParser, data: str, split: str | None, tta: bool, d
     samples = samples if samples is not None else list_samples(data, split)
     c = model.config
     return evaluate_backend(
-        torch_backend(model, device), samples, load_pair, c.input_size, c.mean, c.std, tta=tta,
+        TorchBackend(model, device), samples, load_pair, c.input_size, c.mean, c.std, tta=tta,
         description=description, show_progress=show_progress,
     )

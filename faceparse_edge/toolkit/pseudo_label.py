@@ -16,7 +16,7 @@ from ..fileio import read_image, write_label_png
 from ..parsing import parse_batch
 from ..progress import progress_bar
 from .data import IMAGE_EXTENSIONS, list_samples
-from .evaluate import torch_backend
+from .evaluate import TorchBackend
 from .model import FaceParser
 
 
@@ -46,7 +46,7 @@ def pseudo_label(teacher: FaceParser, data: str | Path, unlabelled: str | Path, 
         links = [(s.image, "images") for s in samples] + [(s.mask, "masks") for s in samples]
         for target, sub in links + [(p, "images") for p in images]:
             os.symlink(target.resolve(), tmp / sub / target.name)
-        c, backend = teacher.config, torch_backend(teacher)
+        c, backend = teacher.config, TorchBackend(teacher)
         with progress_bar() as progress:
             task = progress.add_task("pseudo-label", total=len(images), info="")
             for start in range(0, len(images), batch_size):

@@ -1,0 +1,90 @@
+"""The public Python API as a user calls it: the README's example, Parser and open_model (torch-free)."""
+
+import re
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from faceparse_edge import CLASS_NAMES, Parser, open_model
+from faceparse_edge.errors import FaceparseError
+from faceparse_edge.weights import resolve_model
+
+from .conftest import REPO
+
+
+def test_the_readmes_example_parses_the_photos_and_the_video(media):
+    readme = (REPO / "README.md").read_text()
+    code = re.search(r"## Python API.*?```python\n(.*?)```", readme, re.S).group(1)
+    assert len(code.strip().splitlines()) <= 10
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert [line.split()[0] for line in lines[:3]] == ["obama-720p.jpg", "biden.jpg", "lin-manuel-miranda.png"]
+    assert all(int(line.split()[-2]) > 1000 and int(line.split()[-1]) > 0 for line in lines[:3])  # skin, an eye
+    found, _, total, *_ = lines[-1].split()
+    assert int(total) == 275 and int(found) >= 249
+
+
+def test_a_path_an_rgb_array_and_a_bgr_array_parse_alike(media):
+    parser = Parser(threads=2)
+    path = media / "lin-manuel-miranda.png"
+    by_path = parser.parse(path)
+    rgb = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+    by_rgb, by_bgr = parser.parse(rgb), parser.parse(rgb[..., ::-1].copy(), color="bgr")
+    assert len(by_path.faces) == 1 and (by_path.labels == by_rgb.labels).all() and (by_rgb.labels == by_bgr.labels).all()
+    face = by_path.faces[0]
+    x0, y0, x1, y1 = face.region
+    assert (by_path.labels[y0:y1, x0:x1][face.labels > 0] == face.labels[face.labels > 0]).all()
+    assert face.landmarks.shape == (5, 2) and face.probs.shape[0] == len(CLASS_NAMES)
+    assert np.allclose(face.probs.sum(0), 1, atol=1e-4) and face.areas["skin"] == int((face.labels == 1).sum())
+    with pytest.raises(FaceparseError, match="color must be 'rgb' or 'bgr'"):
+        parser.parse(rgb, color="hsv")
+
+
+def test_stream_tracks_faces_across_frames(media):
+    results = [r for _, r in Parser(threads=2).stream(str(media / "short_hamilton_clip.mp4"), max_frames=15)]
+    ids = [{f.track_id for f in r.faces} for r in results]
+    assert len(results) == 15 and ids[0] and all(i == ids[0] for i in ids)  # the first shot: the same faces
+    with pytest.raises(FaceparseError, match="video not found"):
+        next(Parser().stream("missing.mp4"))
+
+
+def test_open_model_opens_every_shipped_file_as_the_same_model(media):
+    from faceparse_edge.fileio import read_image
+    from faceparse_edge.parsing import preprocess
+
+    image = read_image(media / "obama-720p.jpg")[40:560, 380:900]  # roughly the face
+    models = [open_model("edge"), open_model("edge", backend="openvino"), open_model("edge-int8"),
+              open_model(resolve_model("edge-int8", "openvino"))]
+    batch = preprocess([image], 256, models[0].info.mean, models[0].info.std)
+    reference = models[0](batch).argmax(1)
+    for model in models:
+        agreement = (model(batch).argmax(1) == reference).mean()  # INT8 moves some boundary pixels
+        assert model.info.input_size == 256 and agreement > (0.99 if model.info.precision == "fp32" else 0.9), model.name
+    assert [m.name for m in models] == ["onnxruntime", "openvino", "onnxruntime", "openvino"]
+    assert [m.info.precision for m in models] == ["fp32", "fp32", "int8", "int8"]
+    for args, fragment in ((("edge",), {"backend": "tensorrt"}), "unknown backend 'tensorrt'"), \
+                          ((("edge.onnx",), {}), "model not found"), \
+                          ((("edge",), {"precision": "bf16"}), "onnxruntime runs f32 only"):
+        with pytest.raises(FaceparseError, match=fragment):
+            open_model(*args[0], **args[1])
+
+
+def test_open_model_runs_torch_weights_where_torch_is_installed(media):
+    pytest.importorskip("torch")
+    torch_model, onnx_model = open_model("edge", backend="torch"), open_model("edge")
+    x = np.random.default_rng(0).standard_normal((1, 3, 256, 256)).astype(np.float32)
+    assert torch_model.name == "torch" and np.abs(torch_model(x) - onnx_model(x)).max() < 1e-3
+    with pytest.raises(FaceparseError, match="holds torch weights; openvino runs exported models"):
+        open_model(resolve_model("edge"), backend="openvino")
+    with pytest.raises(FaceparseError, match="the torch backend runs torch weights"):
+        open_model(resolve_model("edge", "onnxruntime"), backend="torch")
+
+
+def test_torch_weights_without_torch_are_a_one_line_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch now fails, as in the runtime-only install
+    with pytest.raises(FaceparseError, match=r"holds torch weights, which need torch \(pip install 'faceparse-edge\[train\]'\)"):
+        open_model("edge", backend="torch")
