@@ -6,7 +6,7 @@ Runs `faceparse-edge video`'s loop (decode, track, detect, parse, draw, encode) 
 TTA on, at several smoothing weights, several times each; reports median FPS over all
 frames and over the frames with one face, per-stage milliseconds, and flicker (raw and
 motion-compensated, in an untimed pass). Then the photos held still and moved along a
-known path (benchmarks/steadiness.py), and val mIoU through the detect-and-align path on
+known path (faceparse_edge/runtime/steadiness.py), and val mIoU through the detect-and-align path on
 upright and turned val images. Writes benchmarks/results/<avx2|vnni|amx>/runtime.{md,json}.
 """
 
@@ -21,13 +21,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `benchmarks.steadiness`, run from anywhere
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `benchmarks.bench_detectors`, run from anywhere
 
-from benchmarks import steadiness  # noqa: E402
 from benchmarks.bench_detectors import SHOTS  # noqa: E402
 from faceparse_edge.evaluation import evaluate_backend
 from faceparse_edge.fileio import read_image, write_text_atomic
 from faceparse_edge.metrics import SegmentationMetrics
+from faceparse_edge.runtime import steadiness
 from faceparse_edge.runtime.faces import CropRule, rule_file
 from faceparse_edge.runtime.pipeline import Parser
 from faceparse_edge.runtime.video import STAGES, flicker, run_stream
@@ -85,7 +85,7 @@ def aligned_accuracy(model, data, detectors=("retinaface", "yunet"), angles=(0, 
 
 
 def steady(model, media, settings) -> list[dict]:
-    """Still and moving photo sequences (benchmarks/steadiness.py) for each smoothing setting."""
+    """Still and moving photo sequences (runtime/steadiness.py) for each smoothing setting."""
     photos = {p.name: read_image(p) for p in sorted(Path(media).iterdir()) if p.suffix.lower() in (".jpg", ".png")}
     plain = Parser(model, tta=True, smoothing=0.0)
     rows = []

@@ -656,7 +656,8 @@ def video(
 @app.command()
 def webcam(
     camera: int = typer.Option(0, min=0, help="Camera index."),
-    save: Optional[Path] = typer.Option(None, help="Also record the annotated stream here (.mp4)."),
+    save: Optional[Path] = typer.Option(None, "--out", "--save", help="Also record the annotated stream here "
+                                        "(.mp4); --save is the older spelling."),
     show: bool = typer.Option(True, "--show/--no-show", help="Show a live window (q quits)."),
     model_name: Optional[str] = RuntimeModelOpt, backend: str = BackendOpt, threads: int = ThreadsOpt, tta: bool = TtaOpt,
     detect_every: int = DetectEveryOpt, smoothing: float = SmoothingOpt, precision: Precision = PrecisionOpt,

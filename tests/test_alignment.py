@@ -5,10 +5,9 @@ import cv2
 import numpy as np
 import pytest
 
-from benchmarks import steadiness
 from faceparse_edge.errors import FaceparseError
 from faceparse_edge.fileio import read_image
-from faceparse_edge.runtime import align
+from faceparse_edge.runtime import align, steadiness
 from faceparse_edge.runtime.pipeline import Parser
 from faceparse_edge.toolkit.data import list_samples, load_pair
 

@@ -1,7 +1,8 @@
 """DeepLab-style face parser: truncated MobileNetV3-small encoder, ASPP, optional light decoder.
 
-Composition follows segmentation_models_pytorch: an encoder returning features, a decoder
-(ASPP, plus a stride-4 fusion in the `edge` preset) and a segmentation head.
+The parts of segmentation_models_pytorch's encoder / decoder / head composition, as the layers of
+one module (FaceParser): an encoder returning its stride-4 and last features, an ASPP on the last
+one (plus, in the `edge` preset, a fusion with the stride-4 feature) and a 1x1 classifier.
 """
 
 import math

@@ -5,7 +5,7 @@ still:  the photo repeated, each frame with its own sensor noise (Gaussian, sigm
         label change is the parser's own instability: smoothing should remove it.
 moving: the same photo panned, zoomed and rotated along a smooth known path (same noise and
         JPEG). Smoothing must not lag: its labels should agree with the per-frame parse.
-Used by benchmarks/bench_smoothing.py and by a test.
+Used by benchmarks/bench_runtime.py and by tests/test_alignment.py.
 """
 
 import cv2
