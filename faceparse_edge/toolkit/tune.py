@@ -127,6 +127,10 @@ def run_worker(study, space: dict, base: dict, out_dir: Path, n_trials: int, tim
     worker = f"{socket.gethostname()}:{os.getpid()}"
 
     def objective(trial) -> float:
+        if trial.number >= n_trials:  # two workers asked for the last trial at once: this one is surplus
+            trial.set_user_attr("surplus", True)
+            study.stop()
+            raise optuna.TrialPruned("surplus: the study already holds its trials")
         settings = {**base, **{name: suggest(trial, name, spec) for name, spec in space.items()},
                     "out_dir": str(out_dir / "trials" / f"{trial.number:04d}")}
         trial.set_user_attr("worker", worker)
@@ -163,6 +167,8 @@ def run_worker(study, space: dict, base: dict, out_dir: Path, n_trials: int, tim
 def trial_rows(study) -> list[dict]:
     rows = []
     for t in study.trials:
+        if t.user_attrs.get("surplus"):  # started by a worker racing another for the last trial (see run_worker)
+            continue
         rows.append({"trial": t.number, "state": t.state.name.lower(), "val_miou": None if t.value is None else round(t.value, 2),
                      "epochs": len(t.intermediate_values), "params": t.user_attrs.get("params"),
                      "seconds": round(t.duration.total_seconds(), 1) if t.duration else None,
