@@ -719,9 +719,9 @@ def main():
     except FaceparseError as exc:
         if os.environ.get("RANK", "0") == "0":  # under torchrun every rank fails alike; rank 0 says why
             print(f"error: {exc}", file=sys.stderr)  # plain print: one line, never wrapped
-        else:  # torchrun stops every rank once one exits: let rank 0 say why first (and be stopped quietly)
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            time.sleep(1)
+        else:  # torchrun stops every rank once one exits: let rank 0 say why first (and be stopped quietly;
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # torchrun stops this rank as soon as rank 0 exits)
+            time.sleep(10)
         sys.exit(1)
     except KeyboardInterrupt:
         console.print("interrupted")
