@@ -65,6 +65,20 @@ def _multiple_of_32(value: Optional[int]) -> Optional[int]:
     return value
 
 
+def print_table(title: str, columns, rows, left=(), caption: str | None = None, header: bool = True) -> None:
+    """One table on stdout: `columns` names it, the `left` ones left-aligned (numbers right), rows of strings
+    (None: a rule between sections)."""
+    table = Table(title=title, caption=caption, show_header=header)
+    for col in columns:
+        table.add_column(col, justify="left" if col in left else "right", overflow="fold")
+    for row in rows:
+        if row is None:
+            table.add_section()
+        else:
+            table.add_row(*row)
+    out.print(table)
+
+
 def write_json(path: Optional[Path], payload) -> None:
     if path is not None:
         write_text_atomic(path, json.dumps(payload, indent=2) + "\n")
@@ -90,17 +104,13 @@ def info(model_name: Optional[str] = ModelOpt, precision: Precision = PrecisionO
     preset = next((name for name, p in PRESETS.items() if same_layers(p, config, any_width=True)), "custom")
     summary.update({"preset": preset, "config": config.to_dict(), "params": count_parameters(model),
                     "input_size": config.input_size, "classes": list(CLASS_NAMES), "machine": machine_info()})
-    table = Table(title=f"faceparse-edge model: {summary['weights']}", show_header=False)
-    for label, value in (("format", summary["format"]), ("precision (stored / runs in)",
-                         f"{summary['model_precision']} / {summary['runs_in']}"), ("preset", preset),
-                         ("trainable parameters", f"{summary['params']:,}"),
-                         ("input size", f"{config.input_size} x {config.input_size}")):
-        table.add_row(label, value)
-    for key, value in summary["config"].items():
-        table.add_row(key, str(value))
-    table.add_row("classes", ", ".join(f"{i}:{n}" for i, n in enumerate(CLASS_NAMES)))
-    table.add_row("machine", describe(summary["machine"]))
-    out.print(table)
+    print_table(f"faceparse-edge model: {summary['weights']}", ("", ""), [
+        ("format", summary["format"]), ("precision (stored / runs in)", f"{summary['model_precision']} / {summary['runs_in']}"),
+        ("preset", preset), ("trainable parameters", f"{summary['params']:,}"),
+        ("input size", f"{config.input_size} x {config.input_size}"),
+        *((key, str(value)) for key, value in summary["config"].items()),
+        ("classes", ", ".join(f"{i}:{n}" for i, n in enumerate(CLASS_NAMES))), ("machine", describe(summary["machine"]))],
+        left=("",), header=False)
     write_json(json_file, summary)
 
 
@@ -129,12 +139,9 @@ def data_stats(
 
     check_outputs(files=[json_file])
     stats = dataset_stats(data, split)
-    table = Table(title=f"{data} ({stats['images']} images)")
-    for col in ("id", "class", "pixels", "share %", "images"):
-        table.add_column(col, justify="left" if col == "class" else "right")
-    for c in stats["classes"]:
-        table.add_row(str(c["id"]), c["name"], f"{c['pixels']:,}", f"{c['share']:.3f}", str(c["images"]))
-    out.print(table)
+    print_table(f"{data} ({stats['images']} images)", ("id", "class", "pixels", "share %", "images"),
+                [(str(c["id"]), c["name"], f"{c['pixels']:,}", f"{c['share']:.3f}", str(c["images"])) for c in stats["classes"]],
+                left=("class",))
     out.print(f"mean (RGB, 0..1): {stats['mean']}   std: {stats['std']}")
     if stats["left_right_swapped"]:
         out.print(f"{len(stats['left_right_swapped'])} masks have left/right labels reversed "
@@ -357,14 +364,12 @@ def tune(
                   f"{epochs} epochs per trial at {imgsz}px")
     run_worker(study, search, settings, out_dir, n_trials, timeout)
     result = save_results(study, settings, full, out_dir)
-    table = Table(title=f"study {study_name}: {result['trials']} trials ({', '.join(f'{n} {s}' for s, n in result['states'].items())})")
-    for col in ("trial", "state", "val mIoU", "epochs", "params", "s", "note"):
-        table.add_column(col, justify="left" if col in ("state", "note") else "right")
-    for r in sorted(trial_rows(study), key=lambda r: -(r["val_miou"] or -1))[:15]:
-        table.add_row(str(r["trial"]), r["state"], "-" if r["val_miou"] is None else f"{r['val_miou']:.2f}",
-                      str(r["epochs"]), f"{r['params']:,}" if r["params"] else "-",
-                      "-" if r["seconds"] is None else f"{r['seconds']:.0f}", r["note"][:60])
-    out.print(table)
+    print_table(f"study {study_name}: {result['trials']} trials ({', '.join(f'{n} {s}' for s, n in result['states'].items())})",
+                ("trial", "state", "val mIoU", "epochs", "params", "s", "note"),
+                [(str(r["trial"]), r["state"], "-" if r["val_miou"] is None else f"{r['val_miou']:.2f}", str(r["epochs"]),
+                  f"{r['params']:,}" if r["params"] else "-", "-" if r["seconds"] is None else f"{r['seconds']:.0f}",
+                  r["note"][:60]) for r in sorted(trial_rows(study), key=lambda r: -(r["val_miou"] or -1))[:15]],
+                left=("state", "note"))
     if "best" in result:
         out.print(f"best: trial {result['best']['trial']}, val mIoU {result['best']['val_miou']:.2f}; "
                   f"train it in full: faceparse-edge train --config {result['best']['config']}")
@@ -402,15 +407,12 @@ def evaluate(
         raise FaceparseError(f"{weights.name} was exported at {backend.info.input_size} px: --imgsz applies to torch weights")
     result, metrics = evaluate_backend(backend, samples, load_pair, size, mean, std, tta=tta == Tta.flip)
     result.update({"data": str(data), "split": split, "tta": tta.value, "input_size": size, "weights": str(weights)})
-    table = Table(title=f"{data}" + (f" [{split}]" if split else "") + f", {result['images']} images at {size} px, TTA {tta.value}")
-    table.add_column("class")
-    table.add_column("IoU %", justify="right")
-    for name, value in result["per_class_iou"].items():
-        table.add_row(name, "-" if value is None else f"{value:.2f}")
-    table.add_section()
-    for key, label in (("miou", "mIoU"), ("f_measure", "F-measure"), ("pixel_acc", "pixel accuracy")):
-        table.add_row(f"[bold]{label}", f"[bold]{result[key]:.2f}")
-    out.print(table)
+    print_table(f"{data}" + (f" [{split}]" if split else "") + f", {result['images']} images at {size} px, TTA {tta.value}",
+                ("class", "IoU %"),
+                [*((name, "-" if value is None else f"{value:.2f}") for name, value in result["per_class_iou"].items()), None,
+                 *((f"[bold]{label}", f"[bold]{result[key]:.2f}")
+                   for key, label in (("miou", "mIoU"), ("f_measure", "F-measure"), ("pixel_acc", "pixel accuracy")))],
+                left=("class",))
     plot_confusion(metrics.confusion, confusion, title=f"confusion, mIoU {result['miou']:.2f} (TTA {tta.value})")
     console.print(f"confusion matrix: {confusion}")
     write_json(json_file, result)
@@ -447,14 +449,9 @@ def export(
     check_outputs([weights, manifest], [json_file], [out_dir])
     rows = run_export(weights, fmt, int8, str(data), out_dir, imgsz, calib_size, manifest, max_drop,
                       int8_target=int8_target, calib_percentile=calib_percentile)
-    table = Table(title="export")
-    for col in ("format", "precision", "file", "size MB", "max |diff|", "agreement %"):
-        table.add_column(col, justify="left" if col in ("format", "precision", "file") else "right",
-                         overflow="fold" if col == "file" else "ellipsis")
-    for r in rows:
-        table.add_row(r["format"], r["precision"], r["path"], f"{r['size_mb']:.2f}", f"{r['max_abs_diff']:.2e}",
-                      f"{r['agreement'] * 100:.2f}")
-    out.print(table)
+    print_table("export", ("format", "precision", "file", "size MB", "max |diff|", "agreement %"),
+                [(r["format"], r["precision"], r["path"], f"{r['size_mb']:.2f}", f"{r['max_abs_diff']:.2e}",
+                  f"{r['agreement'] * 100:.2f}") for r in rows], left=("format", "precision", "file"))
     write_json(json_file, rows)
 
 
@@ -514,13 +511,11 @@ def check(
     if not models:
         raise FaceparseError("no quantised models to check: name them or ship INT8 models")
     rows = run_check(reference, models, str(data), split, threads=threads, precision=precision.value)
-    table = Table(title=f"quantised accuracy check on {data}" + (f" [{split}]" if split else ""))
-    for col in ("model", "format", "ran", "size MB", "mIoU", "delta mIoU", "worst class delta", "agreement %"):
-        table.add_column(col, justify="left" if col in ("model", "format", "ran") else "right")
-    for r in rows:
-        table.add_row(Path(r["model"]).name, r["format"], r["ran"], f"{r['size_mb']:.2f}", f"{r['miou']:.2f}", f"{r['delta_miou']:+.2f}",
-                      f"{r['worst_class']} {r['worst_class_delta']:+.2f}", f"{r['agreement']:.2f}")
-    out.print(table)
+    print_table(f"quantised accuracy check on {data}" + (f" [{split}]" if split else ""),
+                ("model", "format", "ran", "size MB", "mIoU", "delta mIoU", "worst class delta", "agreement %"),
+                [(Path(r["model"]).name, r["format"], r["ran"], f"{r['size_mb']:.2f}", f"{r['miou']:.2f}",
+                  f"{r['delta_miou']:+.2f}", f"{r['worst_class']} {r['worst_class_delta']:+.2f}", f"{r['agreement']:.2f}")
+                 for r in rows], left=("model", "format", "ran"))
     write_json(json_file, rows)
     failing = [r for r in rows if -r["delta_miou"] > max_drop]
     if failing:
@@ -572,14 +567,13 @@ def benchmark(
             f"{runs} runs per format; FPS = 1000 / p50; speed-up = eager p50 / p50, same run. "
             f"mIoU on {data} [{split or 'all'}] at 512x512 ground truth, no TTA. Execution: the floating-point "
             f"precision the backend ran (OpenVINO INFERENCE_PRECISION_HINT, read back after compiling).")
-    table = Table(title="faceparse-edge benchmark", caption=describe(machine))
-    for col in ("model", "format", "precision", "execution", "status", "size MB", "mIoU", "p50 ms", "p90 ms", "FPS", "speed-up"):
-        table.add_column(col, justify="left" if col in ("model", "format", "precision", "execution", "status") else "right")
     fmt = lambda v, f="{}": "-" if v is None else f.format(v)
-    for r in rows:
-        table.add_row(r["model"], r["format"], r["precision"], r["execution"], r["status"], fmt(r["size_mb"], "{:.2f}"), fmt(r["miou"], "{:.2f}"),
-                      fmt(r.get("p50_ms")), fmt(r.get("p90_ms")), fmt(r.get("fps")), fmt(r.get("speedup_vs_eager"), "{}x"))
-    out.print(table)
+    print_table("faceparse-edge benchmark",
+                ("model", "format", "precision", "execution", "status", "size MB", "mIoU", "p50 ms", "p90 ms", "FPS", "speed-up"),
+                [(r["model"], r["format"], r["precision"], r["execution"], r["status"], fmt(r["size_mb"], "{:.2f}"),
+                  fmt(r["miou"], "{:.2f}"), fmt(r.get("p50_ms")), fmt(r.get("p90_ms")), fmt(r.get("fps")),
+                  fmt(r.get("speedup_vs_eager"), "{}x")) for r in rows],
+                left=("model", "format", "precision", "execution", "status"), caption=describe(machine))
     for path in save_results(rows, out_dir, machine, note):
         console.print(f"wrote {path}")
     failed = [r for r in rows if r["status"].startswith("failed")]
