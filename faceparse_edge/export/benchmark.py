@@ -19,13 +19,12 @@ from ..fileio import atomic_path, write_text_atomic
 from ..runtime.backends import model_size_mb
 from ..sysinfo import describe
 from ..tables import markdown_table
+from ..weights import EXPORT_FILES
 
 FORMATS = (  # name, precision, file relative to the models folder (None: the torch model)
     ("PyTorch eager", "fp32", None),
-    ("ONNX Runtime", "fp32", "faceparse-edge.onnx"),
-    ("ONNX Runtime", "int8", "faceparse-edge-int8.onnx"),
-    ("OpenVINO", "fp32", "openvino/faceparse-edge.xml"),
-    ("OpenVINO", "int8", "openvino/faceparse-edge-int8.xml"),
+    *((name, "int8" if int8 else "fp32", EXPORT_FILES[runtime, int8])
+      for runtime, name in (("onnxruntime", "ONNX Runtime"), ("openvino", "OpenVINO")) for int8 in (False, True)),
 )
 
 

@@ -8,9 +8,10 @@ import torch
 
 from ..errors import FaceparseError
 from ..fileio import read_image, staging_dir
-from ..parsing import preprocess
 from ..models import open_model
+from ..parsing import preprocess
 from ..runtime.backends import model_size_mb
+from ..weights import EXPORT_FILES
 from .calibration import calibration_batches, pick_stratified, read_manifest
 from .onnx_export import export_onnx
 from .quantize import CALIBRATION_PERCENTILE, quantize_onnx, resolve_int8_target, quantize_openvino, to_openvino
@@ -67,8 +68,8 @@ def export(weights, fmt: str, int8: bool, data: str, out_dir: Path, imgsz: int |
                     f"parity broken for {path}: argmax agreement {check['agreement']:.4f} (need {threshold}), "
                     f"max |logit diff| {check['max_abs_diff']:.4g}; nothing written to {out_dir}")
 
-        onnx_path = export_onnx(model, stage / "faceparse-edge.onnx")
-        fp32_path = onnx_path if fmt == "onnx" else to_openvino(onnx_path, stage / "openvino" / "faceparse-edge.xml")
+        onnx_path = export_onnx(model, stage / EXPORT_FILES["onnxruntime", False])
+        fp32_path = onnx_path if fmt == "onnx" else to_openvino(onnx_path, stage / EXPORT_FILES["openvino", False])
         record(fp32_path, "fp32", FP32_AGREEMENT)
         if int8:
             if manifest:
@@ -78,10 +79,12 @@ def export(weights, fmt: str, int8: bool, data: str, out_dir: Path, imgsz: int |
                 calib_images = [s.image for s in pick_stratified(train, calib_size, seed)]
             calibration = calibration_batches(calib_images, c.input_size, c.mean, c.std)
             if fmt == "onnx":
-                int8_path = quantize_onnx(onnx_path, stage / "faceparse-edge-int8.onnx", calibration, target,
+                int8_path = quantize_onnx(onnx_path, stage / EXPORT_FILES["onnxruntime", True], calibration, target,
                                          percentile=calib_percentile)
             else:
-                name = "faceparse-edge-int8-acc.xml" if max_drop is not None else "faceparse-edge-int8.xml"
-                int8_path = quantize_openvino(fp32_path, stage / "openvino" / name, calibration, val_samples, max_drop)
+                ir = stage / EXPORT_FILES["openvino", True]
+                if max_drop is not None:  # accuracy-controlled: its own name beside the plain INT8 IR
+                    ir = ir.with_name(f"{ir.stem}-acc.xml")
+                int8_path = quantize_openvino(fp32_path, ir, calibration, val_samples, max_drop)
             record(int8_path, "int8", INT8_AGREEMENT, **({"int8_target": target} if fmt == "onnx" else {}))
     return rows
