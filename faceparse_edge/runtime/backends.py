@@ -157,7 +157,7 @@ class OnnxRuntimeBackend:
 class OpenVinoBackend:
     name = "openvino"
 
-    def __init__(self, path: str | Path, threads: int = 0, precision: str = "f32", spin: bool = True):
+    def __init__(self, path: str | Path, threads: int = 0, precision: str = "f32"):
         model = openvino_model(str(path), path)
         self.info = _openvino_model_info(model, path)
         _check_input(path, [d.get_length() if d.is_static else -1 for d in model.input(0).get_partial_shape()],
@@ -225,4 +225,6 @@ def open_backend(path: str | Path, backend: str = "auto", threads: int = 0, prec
         raise FaceparseError(f"unknown backend '{backend}'; choose from auto, {', '.join(BACKENDS)}")
     if name == "openvino" and path.suffix.lower() not in (".xml", ".onnx"):
         raise FaceparseError(f"OpenVINO cannot read {path}")
-    return (OnnxRuntimeBackend if name == "onnxruntime" else OpenVinoBackend)(path, threads, precision, spin)
+    if name == "onnxruntime":
+        return OnnxRuntimeBackend(path, threads, precision, spin)
+    return OpenVinoBackend(path, threads, precision)

@@ -44,9 +44,10 @@ def _downscaled(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
 
 
 def _in_frame(boxes, landmarks, scale: float) -> list[Detection]:
-    """Detections on the downscaled image (landmarks at pixel centres), in frame pixels, largest first."""
+    """Detections on the downscaled image (landmarks in continuous pixel coordinates), in frame pixels,
+    largest first."""
     found = [Detection(tuple(float(v) / scale for v in b),
-                       None if points is None else (np.asarray(points, np.float64).reshape(5, 2) + 0.5) / scale)
+                       None if points is None else np.asarray(points, np.float64).reshape(5, 2) / scale)
              for b, points in zip(boxes, landmarks)]
     return sorted(found, key=lambda d: -d.box[2])
 
@@ -91,7 +92,8 @@ class YuNetDetector:
         small, scale = _downscaled(frame, self.max_side)  # shrink first: the colour conversion is then 4x cheaper
         bgr = cv2.cvtColor(small, cv2.COLOR_GRAY2BGR if small.ndim == 2 else cv2.COLOR_RGB2BGR)
         _, boxes, landmarks = self._detect(bgr, conf=self.min_score)
-        return _in_frame(boxes, landmarks, scale)
+        # YuNet gives whole pixel indices: their centres are at +0.5 in continuous coordinates.
+        return _in_frame(boxes, [np.asarray(points, np.float64) + 0.5 for points in landmarks], scale)
 
 
 def retinaface_onnx() -> bytes:
@@ -136,7 +138,6 @@ class RetinaFaceDetector:
         else:
             session = onnxruntime_session(weights, threads, label, spin=False)  # it runs between the parser's calls
             self._run = lambda blob: session.run(["loc", "conf", "landmarks"], {"input": blob})
-        self.backend = backend
         self.max_side, self.min_score, self.nms = max_side, min_score, nms
         self._anchors = {}
 
@@ -161,8 +162,7 @@ class RetinaFaceDetector:
         landmarks = centre[:, None] + points.reshape(-1, 5, 2) * self.VARIANCE[0] * size[:, None]
         chosen = cv2.dnn.NMSBoxes(boxes.tolist(), scores.tolist(), self.min_score, self.nms)
         chosen = np.asarray(chosen, int).ravel()
-        # The decoded points are continuous pixel coordinates; _in_frame expects pixel-centre indices.
-        return _in_frame(boxes[chosen], landmarks[chosen] - 0.5, scale)
+        return _in_frame(boxes[chosen], landmarks[chosen], scale)
 
     def _anchors_for(self, height: int, width: int) -> np.ndarray:
         """(A, 4) anchor centres and sizes in input pixels, in the network's output order."""

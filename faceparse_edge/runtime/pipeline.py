@@ -123,17 +123,17 @@ class Parser:
     def stream(self, source, max_frames: int | None = None):
         """Parse a video file, stream URL or camera index frame by frame: yields (BGR frame, FrameResult),
         with tracking and smoothing across frames. Unreadable frames are skipped."""
-        from .video import Frames, open_capture
+        from .video import Frames
 
-        cap, name, total = open_capture(source)
+        frames = Frames(source)
         try:
             self.reset()
-            for i, frame in enumerate(Frames(cap, name, total, isinstance(source, int))):
+            for i, frame in enumerate(frames):
                 if max_frames is not None and i >= max_frames:
                     break
                 yield frame, self(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
         finally:
-            cap.release()
+            frames.release()
 
     def __call__(self, frame: np.ndarray) -> FrameResult:
         """One RGB frame's faces and labels, tracked from the previous frame's; `timings` holds each stage's
@@ -190,9 +190,8 @@ class Parser:
                 # only (turned into profile, the parse labels its nose skin), and when even that fails it is hidden,
                 # its track kept while the detector still finds it, until a parse confirms it in full again. A
                 # detection never confirmed is a false positive: dropped.
-                known = track.probs is not None
                 if region is None or not looks_like_a_face(p.argmax(0), need_nose=track.crop is None):
-                    if known and region is not None:
+                    if track.probs is not None and region is not None:  # confirmed before: hide it
                         track.crop = None  # not shown, not moved by the flow, not smoothed into the next parse
                     else:
                         self.tracker.tracks.remove(track)

@@ -110,27 +110,24 @@ def _parsed(result, track_ids) -> np.ndarray:
     return mask
 
 
-def open_capture(source) -> tuple[cv2.VideoCapture, str, int]:
-    """An open capture of a video file, stream URL or camera index, its name for messages, and its frame
-    count (0 for cameras and streams that do not say); a one-line error if it cannot be opened."""
-    is_camera = isinstance(source, int)
-    name = f"camera {source}" if is_camera else str(source)
-    if not is_camera and not str(source).startswith(("rtsp://", "http://", "https://")) and not Path(source).is_file():
-        raise FaceparseError(f"video not found: {source}")
-    cap = cv2.VideoCapture(source)
-    if not cap.isOpened():
-        cap.release()
-        raise FaceparseError(f"cannot open {name}" + ("" if is_camera else ": not a readable video (truncated or unsupported?)"))
-    return cap, name, 0 if is_camera else max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT)))
-
-
 class Frames:
-    """The decodable frames of an open capture, in order (BGR). Frames that cannot be decoded are skipped
-    and counted (`bad`) while good ones follow; MAX_CONSECUTIVE_BAD of them in a row, or the frame count
-    reached, end the stream. A camera that yields no frame at all is a one-line error."""
+    """A video file, stream URL or camera index, opened (a one-line error if it cannot be), and its decodable
+    frames in order (BGR) when iterated. Frames that cannot be decoded are skipped and counted (`bad`) while
+    good ones follow; MAX_CONSECUTIVE_BAD of them in a row, or the frame count reached, end the stream. A
+    camera that yields no frame at all is a one-line error."""
 
-    def __init__(self, cap, name: str, total: int, is_camera: bool):
-        self.cap, self.name, self.total, self.is_camera = cap, name, total, is_camera
+    def __init__(self, source):
+        self.is_camera = isinstance(source, int)
+        self.name = f"camera {source}" if self.is_camera else str(source)
+        if not self.is_camera and not str(source).startswith(("rtsp://", "http://", "https://")) and not Path(source).is_file():
+            raise FaceparseError(f"video not found: {source}")
+        self.cap = cv2.VideoCapture(source)
+        if not self.cap.isOpened():
+            self.cap.release()
+            raise FaceparseError(f"cannot open {self.name}"
+                                 + ("" if self.is_camera else ": not a readable video (truncated or unsupported?)"))
+        self.total = 0 if self.is_camera else max(0, int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT)))  # 0: not known
+        self.fps = self.cap.get(cv2.CAP_PROP_FPS) or 30.0
         self.read = self.bad = 0
 
     def __iter__(self):
@@ -148,6 +145,9 @@ class Frames:
             self.read += 1
             yield frame
 
+    def release(self) -> None:
+        self.cap.release()
+
 
 def run_stream(pipeline: Parser, source, out_path: Path | None = None, show: bool = False,
                is_camera: bool = False, max_frames: int | None = None) -> dict:
@@ -159,21 +159,21 @@ def run_stream(pipeline: Parser, source, out_path: Path | None = None, show: boo
     """
     if show and sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         raise FaceparseError("no display available to show the video (DISPLAY is not set); use --no-show")
-    cap, name, total = open_capture(int(source) if is_camera else source)
+    frames_in = Frames(int(source) if is_camera else source)
+    name, total, fps_in = frames_in.name, frames_in.total, frames_in.fps
     try:
-        fps_in = cap.get(cv2.CAP_PROP_FPS) or 30.0
         pipeline.reset()
         with atomic_path(out_path) if out_path is not None else contextlib.nullcontext() as tmp:
             writer = _Writer(out_path, tmp, fps_in) if out_path is not None else None
             try:
-                stats = _parse_frames(pipeline, Frames(cap, name, total, is_camera), writer, show, max_frames)
+                stats = _parse_frames(pipeline, frames_in, writer, show, max_frames)
             finally:
                 if show:
                     cv2.destroyAllWindows()
             if writer is not None:
                 writer.close()
     finally:
-        cap.release()
+        frames_in.release()
     frames = stats["frames"]
     missing = max(total - frames - stats["bad_frames"], 0) if total and not stats["stopped"] else 0
     if stats["bad_frames"]:
@@ -240,7 +240,7 @@ def _parse_frames(pipeline, frames_in: Frames, writer, show, max_frames) -> dict
                     fps_smooth = fps_now if fps_smooth == 0 else 0.9 * fps_smooth + 0.1 * fps_now
                 t_previous = t0
                 timings = {"decode": t_decode, **result.timings}
-                hud = hud_lines(fps_smooth, timings, pipeline.engine, len(result.faces))
+                hud = hud_lines(fps_smooth, timings, pipeline.engine, len(result.faces)) if show or writer is not None else None
                 if show:  # HighGUI wants the main thread
                     try:
                         cv2.imshow(window, present(frame, result, hud))
