@@ -97,13 +97,16 @@ def footprint(m: np.ndarray, height: int, width: int, margin: int = 0) -> tuple[
 def inside(m: np.ndarray, region: tuple[int, int, int, int]) -> np.ndarray:
     """Which pixels of the frame rectangle `region` have their centre inside the crop (bool)."""
     x0, y0, x1, y1 = region
-    x, y = np.arange(x0, x1)[None, :] + 0.5, np.arange(y0, y1)[:, None] + 0.5  # broadcast: no meshgrid copies
+    x = np.arange(x0, x1, dtype=np.float32)[None, :] + 0.5  # broadcast: no meshgrid copies
+    y = np.arange(y0, y1, dtype=np.float32)[:, None] + 0.5
+    m = m.astype(np.float32)
     u = m[0, 0] * x + m[0, 1] * y + m[0, 2]
     v = m[1, 0] * x + m[1, 1] * y + m[1, 2]
     return (u >= 0) & (u < 1) & (v >= 0) & (v < 1)
 
 
-def labels_in_frame(probs: np.ndarray, m: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+def labels_in_frame(probs: np.ndarray, m: np.ndarray, box: tuple[int, int, int, int],
+                    crop_labels: np.ndarray | None = None) -> np.ndarray:
     """Class ids over the frame rectangle `box` from a face's (C, S, S) crop probabilities; 0 outside the crop.
 
     The argmax of the log-probabilities resampled bilinearly, as `parsing.labels_at` does for
@@ -112,13 +115,15 @@ def labels_in_frame(probs: np.ndarray, m: np.ndarray, box: tuple[int, int, int, 
     four coarse pixels around it, and where all four have the same argmax, so does any mix of them
     (each inequality between two channels holds at the corners, so it holds for their weighted mean).
     So pixels whose nearest coarse pixel has a 3x3 neighbourhood of one class take its class; only those
-    near a class boundary (a fifth to a third of a face) are resampled in all channels.
+    near a class boundary (a fifth to a third of a face) are resampled in all channels. `crop_labels`:
+    the crop's own class ids (probs.argmax(0), uint8), where the caller has them already.
     """
     x0, y0, x1, y1 = box
     s = probs.shape[-1]
     log_probs = np.zeros((s + 2, s + 2, probs.shape[0]), np.float32)  # a ring of zeros: what lies outside the crop
     log_probs[1:-1, 1:-1] = log_probs_hwc(probs)
-    coarse = log_probs.argmax(2).astype(np.uint8)
+    coarse = np.zeros((s + 2, s + 2), np.uint8)
+    coarse[1:-1, 1:-1] = probs.argmax(0) if crop_labels is None else crop_labels
     kernel = np.ones((3, 3), np.uint8)
     boundary = (cv2.dilate(coarse, kernel) != cv2.erode(coarse, kernel)).view(np.uint8)
     to_coarse = _pixels((_h(m) @ np.array([[1.0, 0, x0], [0, 1, y0], [0, 0, 1]]))[:2], s)  # box pixel -> coarse pixel

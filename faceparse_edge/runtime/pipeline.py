@@ -190,14 +190,15 @@ class Parser:
                 # only (turned into profile, the parse labels its nose skin), and when even that fails it is hidden,
                 # its track kept while the detector still finds it, until a parse confirms it in full again. A
                 # detection never confirmed is a false positive: dropped.
-                if region is None or not looks_like_a_face(p.argmax(0), need_nose=track.crop is None):
+                crop_labels = p.argmax(0).astype(np.uint8)
+                if region is None or not looks_like_a_face(crop_labels, need_nose=track.crop is None):
                     if track.probs is not None and region is not None:  # confirmed before: hide it
                         track.crop = None  # not shown, not moved by the flow, not smoothed into the next parse
                     else:
                         self.tracker.tracks.remove(track)
                     continue
                 track.probs, track.crop = p, m
-                face_labels = align.labels_in_frame(p, m, region)
+                face_labels = align.labels_in_frame(p, m, region, crop_labels)
                 x0, y0, x1, y1 = region
                 cv2.copyTo(face_labels, face_labels, labels[y0:y1, x0:x1])  # the face's pixels over earlier faces'
                 faces.append(Face(m, tuple(round(v, 1) for v in track.box), track.id, region, face_labels,

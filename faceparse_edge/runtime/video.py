@@ -92,21 +92,33 @@ def flicker(previous, current, warp=None) -> float | None:
     kept = {f.track_id for f in previous.faces} & {f.track_id for f in current.faces}
     if not kept:
         return None
-    before_labels, before_parsed = previous.labels, _parsed(previous, kept)
-    if warp is not None:
-        before_labels, before_parsed = warp(before_labels), warp(before_parsed)
-    region = (before_parsed > 0) & (_parsed(current, kept) > 0) & ((before_labels > 0) | (current.labels > 0))
+    h, w = current.labels.shape
+    window = (0, 0, w, h)
+    if warp is None:  # only pixels inside the current crops count: look at their bounding rectangle alone
+        regions = np.array([f.region for f in current.faces if f.track_id in kept])
+        window = (*regions[:, :2].min(axis=0), *regions[:, 2:].max(axis=0))
+    x0, y0, x1, y1 = window
+    before_labels, current_labels = previous.labels, current.labels[y0:y1, x0:x1]
+    if warp is None:
+        before_labels, before_parsed = before_labels[y0:y1, x0:x1], _parsed(previous, kept, window)
+    else:
+        before_labels, before_parsed = warp(before_labels), warp(_parsed(previous, kept, window))
+    region = (before_parsed > 0) & (_parsed(current, kept, window) > 0) & ((before_labels > 0) | (current_labels > 0))
     n = int(region.sum())
-    return float((before_labels[region] != current.labels[region]).sum() / n) if n else None
+    return float((before_labels[region] != current_labels[region]).sum() / n) if n else None
 
 
-def _parsed(result, track_ids) -> np.ndarray:
-    """Pixels inside the crops of the given tracks' faces (uint8 0/1, so that it can be warped)."""
-    mask = np.zeros(result.labels.shape, np.uint8)
+def _parsed(result, track_ids, window) -> np.ndarray:
+    """Pixels of the frame rectangle `window` inside the crops of the given tracks' faces (uint8 0/1, so that it can
+    be warped)."""
+    wx0, wy0, wx1, wy1 = window
+    mask = np.zeros((wy1 - wy0, wx1 - wx0), np.uint8)
     for face in result.faces:
         if face.track_id in track_ids:
             x0, y0, x1, y1 = face.region
-            mask[y0:y1, x0:x1] |= align.inside(face.crop, face.region)
+            x0, y0, x1, y1 = max(x0, wx0), max(y0, wy0), min(x1, wx1), min(y1, wy1)
+            if x1 > x0 and y1 > y0:
+                mask[y0 - wy0 : y1 - wy0, x0 - wx0 : x1 - wx0] |= align.inside(face.crop, (x0, y0, x1, y1))
     return mask
 
 
