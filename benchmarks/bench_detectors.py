@@ -11,7 +11,6 @@ never into the repository. Writes benchmarks/results/<avx2|vnni|amx>/detectors.{
 """
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
@@ -19,15 +18,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from faceparse_edge.fileio import atomic_path, read_image, write_text_atomic
+from common import MACHINE_RESULTS as RESULTS, SHOTS, save
+from faceparse_edge.fileio import atomic_path, read_image
 from faceparse_edge.runtime.detectors import HaarDetector, RetinaFaceDetector, YuNetDetector
-from faceparse_edge.sysinfo import cpu_class, cpu_times, describe, machine_info
+from faceparse_edge.sysinfo import cpu_times, describe, machine_info
 from faceparse_edge.tables import markdown_table
-from faceparse_edge.toolkit.data import list_samples
+from faceparse_edge.toolkit.samples import list_samples
 
-RESULTS = Path(__file__).resolve().parent / "results" / cpu_class()  # one folder per CPU kind
 SHEET = Path(__file__).resolve().parent.parent / "runs" / "detectors.png"
-SHOTS = ((0, 20), (20, 82), (82, 211), (211, 275))  # the shared video's cuts (runtime/motion.is_cut finds them)
 SETTINGS = {"Haar 320": lambda: HaarDetector(max_side=320), "YuNet 320": lambda: YuNetDetector(max_side=320),
             "YuNet 640": lambda: YuNetDetector(max_side=640),
             "RetinaFace 320, ONNX Runtime": lambda: RetinaFaceDetector("onnxruntime", 2, max_side=320),
@@ -115,9 +113,7 @@ def main():
                          ((r["detector"], f"{r['frames_with_face']} / {len(frames)}", r["frames_with_face_per_shot"],
                            r["faces_per_frame"], r["photo_faces"], f"{r['aligned_val_with_face']} / {len(aligned)}",
                            r["ms_median"]) for r in rows))]
-    write_text_atomic(RESULTS / "detectors.md", "\n".join(md) + "\n")
-    write_text_atomic(RESULTS / "detectors.json", json.dumps({"machine": machine, "rows": rows}, indent=2))
-    print("\n".join(md))
+    save(RESULTS / "detectors", "\n".join(md), {"machine": machine, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -14,26 +14,24 @@
 """
 
 import argparse
-import json
 import statistics
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from faceparse_edge.export.benchmark import latency_ms
+from faceparse_edge.export.format_benchmark import latency_ms
 from faceparse_edge.export.calibration import calibration_batches, pick_stratified
 from faceparse_edge.export.check import check
 from faceparse_edge.export.onnx_export import export_onnx
 from faceparse_edge.export.quantize import CALIBRATION_PERCENTILE, quantize_onnx, quantize_openvino, to_openvino
-from faceparse_edge.fileio import write_text_atomic
+from common import MACHINE_RESULTS as RESULTS, save
 from faceparse_edge.models import open_model
 from faceparse_edge.sysinfo import cpu_class, cpu_times, describe, machine_info
 from faceparse_edge.tables import markdown_table
 from faceparse_edge.toolkit.checkpoint import load_model
-from faceparse_edge.toolkit.data import list_samples
+from faceparse_edge.toolkit.samples import list_samples
 
-RESULTS = Path(__file__).resolve().parent / "results" / cpu_class()  # one folder per CPU kind
 CPU_KINDS = {"avx2": "without VNNI", "vnni": "with VNNI", "amx": "with VNNI and AMX"}
 THREADS = 2
 # name -> (export target, signed weights, activation range percentile; 100: min/max)
@@ -106,11 +104,8 @@ def main():
         md += ["\n## Calibration set size (stratified picks from the train split)\n",
                markdown_table(("images", "ONNX Runtime INT8 mIoU", "OpenVINO INT8 mIoU"),
                               ((r["calibration_images"], r["onnxruntime_int8_miou"], r["openvino_int8_miou"]) for r in sweep))]
-    write_text_atomic(RESULTS / "int8.md", "\n".join(md) + "\n")
-    write_text_atomic(RESULTS / "int8.json", json.dumps(
-        {"machine": machine, "fp32_miou": round(reference["miou"], 2), "fp32_p50_ms": ref_ms, "settings": settings,
-         "sweep": sweep}, indent=2))
-    print("\n".join(md))
+    save(RESULTS / "int8", "\n".join(md), {"machine": machine, "fp32_miou": round(reference["miou"], 2),
+                                      "fp32_p50_ms": ref_ms, "settings": settings, "sweep": sweep})
 
 
 if __name__ == "__main__":

@@ -11,19 +11,17 @@ benchmarks/results/<avx2|vnni|amx>/models_video.{md,json}. Not a test.
 """
 
 import argparse
-import json
 import statistics
 import tempfile
 from pathlib import Path
 
-from faceparse_edge.fileio import write_text_atomic
+from common import MACHINE_RESULTS as RESULTS, save
 from faceparse_edge.runtime.pipeline import Parser
 from faceparse_edge.runtime.video import run_stream
-from faceparse_edge.sysinfo import cpu_class, cpu_times, describe, machine_info
+from faceparse_edge.sysinfo import cpu_times, describe, machine_info
 from faceparse_edge.tables import markdown_table
-from faceparse_edge.weights import MODELS
+from faceparse_edge.models import MODELS
 
-RESULTS = Path(__file__).resolve().parent / "results" / cpu_class()  # one folder per CPU kind
 
 
 def main():
@@ -57,9 +55,7 @@ def main():
                           "model share of the time", "runs (FPS)"),
                          ((r["model"], r["input_size"], r["detector"], f"{r['fps_median']:.2f}", f"{r['fps_one_face_median']:.2f}",
                            f"{r['model_ms_median']:.2f}", r["model_fraction_median"], ", ".join(f"{v:.2f}" for v in r["fps_runs"])) for r in rows))]
-    write_text_atomic(RESULTS / "models_video.md", "\n".join(md) + "\n")
-    write_text_atomic(RESULTS / "models_video.json", json.dumps({"machine": machine, "rows": rows}, indent=2))
-    print("\n".join(md))
+    save(RESULTS / "models_video", "\n".join(md), {"machine": machine, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -12,30 +12,26 @@ upright and turned val images. Writes benchmarks/results/<avx2|vnni|amx>/runtime
 
 import argparse
 import dataclasses
-import json
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `benchmarks.bench_detectors`, run from anywhere
-
-from benchmarks.bench_detectors import SHOTS  # noqa: E402
+from common import MACHINE_RESULTS as RESULTS, SHOTS, save
 from faceparse_edge.evaluation import evaluate_backend
-from faceparse_edge.fileio import read_image, write_text_atomic
+from faceparse_edge.fileio import read_image
 from faceparse_edge.metrics import SegmentationMetrics
 from faceparse_edge.runtime import steadiness
-from faceparse_edge.runtime.faces import CropRule, rule_file
+from faceparse_edge.runtime.crop_rule import CropRule, rule_file
 from faceparse_edge.runtime.pipeline import Parser
-from faceparse_edge.runtime.video import STAGES, flicker, run_stream
-from faceparse_edge.sysinfo import cpu_class, cpu_times, describe, machine_info
+from faceparse_edge.runtime.steadiness import flicker
+from faceparse_edge.runtime.video import STAGES, run_stream
+from faceparse_edge.sysinfo import cpu_times, describe, machine_info
 from faceparse_edge.tables import markdown_table
-from faceparse_edge.toolkit.data import list_samples, load_pair
+from faceparse_edge.toolkit.samples import list_samples, load_pair
 
-RESULTS = Path(__file__).resolve().parent / "results" / cpu_class()  # one folder per CPU kind
 REPEAT_LEVELS = 0.5  # mean grey-level change below which a frame repeats the previous one (compression noise)
 FLICKERS = ("flicker", "flicker_compensated", "flicker_repeated_frames")
 
@@ -237,11 +233,8 @@ def main():
            markdown_table(("detector", "turned by", "landmarks: mIoU", "faces found", "box: mIoU", "faces found"),
                           ((r["detector"], f"{r['angle']} deg", r["landmarks_miou"], f"{r['landmarks_found']}/100",
                             r["box_miou"], f"{r['box_found']}/100") for r in turned))]
-    write_text_atomic(RESULTS / "runtime.md", "\n".join(md) + "\n")
-    write_text_atomic(RESULTS / "runtime.json", json.dumps({"machine": machine, "rows": rows, "flicker_reduction": reductions,
-                                                            "accuracy": parity, "steadiness": steady_rows,
-                                                            "aligned_accuracy": turned}, indent=2))
-    print("\n".join(md))
+    save(RESULTS / "runtime", "\n".join(md), {"machine": machine, "rows": rows, "flicker_reduction": reductions,
+                                         "accuracy": parity, "steadiness": steady_rows, "aligned_accuracy": turned})
 
 
 if __name__ == "__main__":

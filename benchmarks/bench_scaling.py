@@ -19,11 +19,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from faceparse_edge.fileio import write_text_atomic
-from faceparse_edge.sysinfo import cpu_class, cpu_times, describe, machine_info
+from common import MACHINE_RESULTS as RESULTS, save
+from faceparse_edge.sysinfo import cpu_times, describe, machine_info
 from faceparse_edge.tables import markdown_table
 
-RESULTS = Path(__file__).resolve().parent / "results" / cpu_class()  # one folder per CPU kind
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -55,8 +54,8 @@ def train_rate(data: Path, out: Path, processes: int, workers: int, cache: str, 
 MEMORY_PROBE = """
 import resource, sys
 from faceparse_edge.toolkit.augment import Augmenter
-from faceparse_edge.toolkit.data import list_samples
-from faceparse_edge.toolkit.dataset import FaceParsingDataset, make_loader
+from faceparse_edge.toolkit.samples import list_samples
+from faceparse_edge.toolkit.loader import FaceParsingDataset, make_loader
 samples = list_samples(sys.argv[1])
 dataset = FaceParsingDataset(samples, 64, (0.5,) * 3, (0.25,) * 3, Augmenter(), cache=sys.argv[2])
 loader, sampler = make_loader(dataset, 16, workers=0, seed=0)
@@ -128,11 +127,8 @@ def main():
     md += ["", f"Cached, the set costs {per_image:,.0f} bytes per 64 px image ({64 * 64 * 4:,} = 4 bytes per pixel: RGB "
            f"and the mask), so 30,000 images at 512 px would take {30000 * 512 * 512 * 4 / 1e9:.1f} GB cached "
            "(`--cache auto` streams any set over 2 GiB); streamed, memory does not grow with the set."]
-    text = "\n".join(md) + "\n"
-    print(text)
-    write_text_atomic(RESULTS / "scaling.md", text)
-    write_text_atomic(RESULTS / "scaling.json", json.dumps({"machine": machine, "throughput": rows, "memory": mem,
-                                                           "cached_bytes_per_image": round(per_image)}, indent=2))
+    save(RESULTS / "scaling", "\n".join(md), {"machine": machine, "throughput": rows, "memory": mem,
+                                              "cached_bytes_per_image": round(per_image)})
 
 
 if __name__ == "__main__":

@@ -10,27 +10,25 @@ benchmarks/results/<avx2|vnni|amx>/toolkit.{md,csv,json}. Not a test: numbers de
 import argparse
 import csv
 import io
-import json
 import os
 import statistics
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import torch
 
+from common import MACHINE_RESULTS as RESULTS, save
 from faceparse_edge.fileio import write_text_atomic
-from faceparse_edge.sysinfo import cpu_class, cpu_times, describe, machine_info
+from faceparse_edge.sysinfo import cpu_times, describe, machine_info
 from faceparse_edge.tables import markdown_table
 from faceparse_edge.toolkit.augment import Augmenter
-from faceparse_edge.toolkit.data import list_samples
-from faceparse_edge.toolkit.evaluate import evaluate_model
+from faceparse_edge.toolkit.samples import list_samples
+from faceparse_edge.toolkit.torch_backend import evaluate_torch
 from faceparse_edge.toolkit.losses import CombinedLoss
 from faceparse_edge.toolkit.model import PRESETS, build_model, count_parameters
-from faceparse_edge.toolkit.dataset import FaceParsingDataset, make_loader
+from faceparse_edge.toolkit.loader import FaceParsingDataset, make_loader
 from faceparse_edge.toolkit.train import train_step
 
-RESULTS = Path(__file__).resolve().parent / "results" / cpu_class()  # one folder per CPU kind
 
 
 def bench_training(config, samples, batch_size, steps, repeats):
@@ -90,7 +88,7 @@ def main():
             latency = bench_latency(config, repeats=20)
             model = build_model(config)
             t0 = time.perf_counter()
-            evaluate_model(model, args.data, None, tta=False, samples=val_samples, show_progress=False)
+            evaluate_torch(model, args.data, None, tta=False, samples=val_samples, show_progress=False)
             eval_rate = len(val_samples) / (time.perf_counter() - t0)
             rows.append({
                 "preset": name, "imgsz": size, "params": params, "train_img_per_s": round(train_rate, 2),
@@ -107,14 +105,12 @@ def main():
     table = markdown_table(("preset", "imgsz", "params", "train img/s", "infer ms (b=1)", "evaluate img/s"),
                            ((r["preset"], r["imgsz"], f"{r['params']:,}", r["train_img_per_s"], r["infer_ms_batch1"],
                              r["evaluate_img_per_s"]) for r in rows)) + "\n"
-    print(table)
-    write_text_atomic(RESULTS / "toolkit.md", header + table)
+    save(RESULTS / "toolkit", header + table, {"machine": machine, "rows": rows})
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
     write_text_atomic(RESULTS / "toolkit.csv", buf.getvalue())
-    write_text_atomic(RESULTS / "toolkit.json", json.dumps({"machine": machine, "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ table and JSON go to benchmarks/results/stride_ceiling.{md,json} (or --out).
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -18,13 +17,12 @@ import cv2
 import numpy as np
 
 from faceparse_edge.classes import CLASS_NAMES
-from faceparse_edge.fileio import write_text_atomic
+from common import RESULTS, save
 from faceparse_edge.metrics import SegmentationMetrics
 from faceparse_edge.parsing import labels_at
 from faceparse_edge.tables import markdown_table
-from faceparse_edge.toolkit.data import list_samples, load_pair
+from faceparse_edge.toolkit.samples import list_samples, load_pair
 
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def round_trip_miou(samples, stride: int) -> dict:
@@ -55,10 +53,8 @@ def main():
     table = markdown_table(["class"] + [f"stride {r['stride']}" for r in rows],
                            [(c, *(r["per_class_iou"][c] for r in rows)) for c in classes]
                            + [("**mIoU**", *(f"**{r['miou']}**" for r in rows))])
-    print(table)
     command = f"`python benchmarks/{Path(sys.argv[0]).name} {' '.join(sys.argv[1:])}` ({len(samples)} {args.split} masks)"
-    write_text_atomic(args.out.with_suffix(".md"), f"{command}\n\n{table}\n")
-    write_text_atomic(args.out.with_suffix(".json"), json.dumps(rows, indent=1) + "\n")
+    save(args.out, f"{command}\n\n{table}", rows)
 
 
 if __name__ == "__main__":

@@ -8,20 +8,18 @@ go to benchmarks/results/teacher_strength.{md,json} (or --out).
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import torch
 
 from faceparse_edge.evaluation import evaluate_backend
-from faceparse_edge.fileio import write_text_atomic
+from common import RESULTS, save
 from faceparse_edge.tables import markdown_table
 from faceparse_edge.toolkit.checkpoint import load_model
-from faceparse_edge.toolkit.data import list_samples, load_pair
+from faceparse_edge.toolkit.samples import list_samples, load_pair
 from faceparse_edge.toolkit.distill import TTATeacher, parse_scales
 
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def teacher_miou(model, samples, scales) -> float:
@@ -53,9 +51,7 @@ def main():
             for s in args.scales]
     table = markdown_table(["model", "teacher scales (flip TTA at each)", "val mIoU"],
                            [(r["model"], r["scales"], r["val_miou"]) for r in rows])
-    print(table)
-    write_text_atomic(args.out.with_suffix(".md"), f"`python benchmarks/{Path(sys.argv[0]).name} {' '.join(sys.argv[1:])}`\n\n{table}\n")
-    write_text_atomic(args.out.with_suffix(".json"), json.dumps(rows, indent=1) + "\n")
+    save(args.out, f"`python benchmarks/{Path(sys.argv[0]).name} {' '.join(sys.argv[1:])}`\n\n{table}", rows)
 
 
 if __name__ == "__main__":

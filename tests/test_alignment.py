@@ -9,7 +9,7 @@ from faceparse_edge.errors import FaceparseError
 from faceparse_edge.fileio import read_image
 from faceparse_edge.runtime import align, steadiness
 from faceparse_edge.runtime.pipeline import Parser
-from faceparse_edge.toolkit.data import list_samples, load_pair
+from faceparse_edge.toolkit.samples import list_samples, load_pair
 
 from .conftest import SHARED
 

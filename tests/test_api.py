@@ -10,7 +10,7 @@ import pytest
 
 from faceparse_edge import CLASS_NAMES, Parser, open_model
 from faceparse_edge.errors import FaceparseError
-from faceparse_edge.weights import resolve_model
+from faceparse_edge.models import resolve_model
 
 from .conftest import REPO
 

@@ -2,7 +2,7 @@ import numpy as np
 
 from faceparse_edge.classes import FLIP_PERMUTATION, LEFT_RIGHT_PAIRS, NUM_CLASSES
 from faceparse_edge.toolkit.augment import AugmentConfig, Augmenter, hflip
-from faceparse_edge.toolkit.data import fix_left_right, left_right_swapped, list_samples, load_pair
+from faceparse_edge.toolkit.samples import fix_left_right, left_right_swapped, list_samples, load_pair
 
 
 def test_flip_permutation_swaps_exactly_the_left_right_pairs_and_is_its_own_inverse():

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from safetensors.torch import save_file
 
-from faceparse_edge.toolkit.data import list_samples
-from faceparse_edge.weights import resolve_model
+from faceparse_edge.toolkit.samples import list_samples
+from faceparse_edge.models import resolve_model
 
 from .conftest import link_pairs, make_dataset
 from .helpers import assert_one_line_error, cli
@@ -79,7 +79,7 @@ def test_data_stats_json(tiny_dataset, tmp_path):
 
 def test_bad_inputs_give_one_line_errors(tmp_path, tiny_dataset):
     assert_one_line_error(cli("evaluate", "--data", tmp_path / "missing"), "data directory not found")
-    assert_one_line_error(cli("info", "--weights", tmp_path / "nope.pt"), "weights not found")
+    assert_one_line_error(cli("info", "--weights", tmp_path / "nope.pt"), "model not found")
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"\x00garbage" * 10)
     assert_one_line_error(cli("info", "--weights", junk), "cannot load checkpoint")
@@ -113,7 +113,7 @@ def test_checkpoint_of_another_configuration_is_rejected(tmp_path):
 
 
 def test_shipped_models_are_chosen_by_short_name_on_every_command(tmp_path):
-    from faceparse_edge.weights import model_dir, resolve_model
+    from faceparse_edge.models import model_dir, resolve_model
 
     edge = model_dir("edge")
     assert resolve_model(None) == resolve_model("edge") == edge / "weights.safetensors"
@@ -137,11 +137,10 @@ def test_every_file_of_a_shipped_model_is_the_same_model(name, celeba_mini):
     import torch
 
     from faceparse_edge.fileio import read_image
+    from faceparse_edge.models import EXPORT_FILES, model_dir, open_model
     from faceparse_edge.parsing import preprocess
-    from faceparse_edge.runtime.backends import open_backend
     from faceparse_edge.toolkit.checkpoint import load_model
     from faceparse_edge.toolkit.model import PRESETS, ModelConfig
-    from faceparse_edge.weights import EXPORT_FILES, model_dir
 
     model = load_model(name).eval()
     c = model.config
@@ -150,7 +149,7 @@ def test_every_file_of_a_shipped_model_is_the_same_model(name, celeba_mini):
     with torch.no_grad():
         reference = model.coarse_logits(torch.from_numpy(batch)).numpy().argmax(1)
     for (backend, int8), file in EXPORT_FILES.items():
-        exported = open_backend(model_dir(name) / file, backend)
+        exported = open_model(model_dir(name) / file, backend)
         assert ModelConfig.from_dict(exported.info.config) == c and exported.info.precision == ("int8" if int8 else "fp32"), file
         agreement = (exported(batch).argmax(1) == reference).mean()
         assert agreement > (0.95 if int8 else 0.999), (file, agreement)

@@ -4,7 +4,7 @@ from PIL import Image
 
 from faceparse_edge.errors import FaceparseError
 from faceparse_edge.fileio import write_label_png
-from faceparse_edge.toolkit.data import list_samples, load_pair
+from faceparse_edge.toolkit.samples import list_samples, load_pair
 from faceparse_edge.toolkit.stats import dataset_stats
 
 from .conftest import make_dataset

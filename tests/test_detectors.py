@@ -11,7 +11,7 @@ import pytest
 from faceparse_edge.errors import FaceparseError
 from faceparse_edge.runtime import detectors
 from faceparse_edge.runtime.detectors import HaarDetector, RetinaFaceDetector, make_detector
-from faceparse_edge.runtime.faces import iou
+from faceparse_edge.runtime.tracker import iou
 from faceparse_edge.runtime.pipeline import Parser
 
 from .helpers import assert_one_line_error, cli

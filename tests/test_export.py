@@ -9,11 +9,12 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from faceparse_edge.errors import FaceparseError
+from faceparse_edge.models import open_model
 from faceparse_edge.export.calibration import pick_stratified
 from faceparse_edge.export.check import check
 from faceparse_edge.export.exporter import export
-from faceparse_edge.runtime.backends import CONFIG_KEY, open_backend
-from faceparse_edge.toolkit.data import list_samples
+from faceparse_edge.runtime.backends import CONFIG_KEY
+from faceparse_edge.toolkit.samples import list_samples
 
 from .conftest import SHARED, link_pairs
 from .helpers import assert_one_line_error, cli
@@ -52,11 +53,11 @@ def test_export_writes_parity_checked_fp32_and_int8_models(exported):
     proto = onnx.load(str(out / "faceparse-edge.onnx"))
     assert proto.opset_import[0].version >= 17
     assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # dynamic batch
-    backend = open_backend(out / "faceparse-edge.onnx")
+    backend = open_model(out / "faceparse-edge.onnx")
     batch = np.zeros((3, 3, backend.info.input_size, backend.info.input_size), np.float32)
     side = backend.info.input_size // 4  # coarse logits: the decoder's stride
     assert backend(batch).shape == (3, 19, side, side)
-    assert open_backend(out / "openvino" / "faceparse-edge-int8.xml").info.precision == "int8"
+    assert open_model(out / "openvino" / "faceparse-edge-int8.xml").info.precision == "int8"
 
 
 def test_check_compares_quantised_models_with_fp32(exported, subset):
@@ -113,17 +114,17 @@ def _foreign_onnx(path: Path, channels: int = 19, metadata: dict | None = None, 
 def test_backends_reject_models_of_the_wrong_kind(tmp_path):
     config = json.dumps({"input_size": 64, "mean": [0.5] * 3, "std": [0.25] * 3})
     with pytest.raises(FaceparseError, match="not a faceparse-edge model"):
-        open_backend(_foreign_onnx(tmp_path / "plain.onnx"))
+        open_model(_foreign_onnx(tmp_path / "plain.onnx"))
     with pytest.raises(FaceparseError, match=r"outputs shape \(1, 5, 64, 64\)"):
-        open_backend(_foreign_onnx(tmp_path / "five.onnx", channels=5, metadata={CONFIG_KEY: config}))
+        open_model(_foreign_onnx(tmp_path / "five.onnx", channels=5, metadata={CONFIG_KEY: config}))
     with pytest.raises(FaceparseError, match="config says 128"):
-        open_backend(_foreign_onnx(tmp_path / "size.onnx", metadata={CONFIG_KEY: config.replace("64", "128")}))
+        open_model(_foreign_onnx(tmp_path / "size.onnx", metadata={CONFIG_KEY: config.replace("64", "128")}))
     (tmp_path / "corrupt.onnx").write_bytes(b"\x08\x07garbage")
     with pytest.raises(FaceparseError, match="cannot load ONNX model"):
-        open_backend(tmp_path / "corrupt.onnx")
+        open_model(tmp_path / "corrupt.onnx")
     (tmp_path / "m.tflite").write_bytes(b"")
     with pytest.raises(FaceparseError, match="unsupported model format"):
-        open_backend(tmp_path / "m.tflite")
+        open_model(tmp_path / "m.tflite")
 
 
 def test_export_bad_inputs_are_one_line_errors(subset, tmp_path):

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from faceparse_edge.fileio import read_image
-from faceparse_edge.weights import model_dir, resolve_model
+from faceparse_edge.models import model_dir, resolve_model
 
 DEFAULT_ONNX = resolve_model(None, "onnxruntime")
 

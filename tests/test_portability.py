@@ -14,14 +14,14 @@ import pytest
 from onnx import numpy_helper
 
 from faceparse_edge.errors import FaceparseError
-from faceparse_edge.export.benchmark import benchmark
+from faceparse_edge.export.format_benchmark import benchmark
 from faceparse_edge.export.calibration import calibration_batches, pick_stratified
 from faceparse_edge.export.quantize import quantize_onnx, resolve_int8_target
-from faceparse_edge.runtime.backends import check_execution_precision, open_backend, precision_ran
+from faceparse_edge.runtime.backends import check_execution_precision, precision_ran
 from faceparse_edge.sysinfo import (cpu_class, cpu_times, describe, has_vnni, inference_flags, machine_info,
                                      steal_percent)
-from faceparse_edge.toolkit.data import list_samples, resolve_split
-from faceparse_edge.weights import model_dir, resolve_model
+from faceparse_edge.toolkit.samples import list_samples, resolve_split
+from faceparse_edge.models import model_dir, open_model, resolve_model
 
 from .conftest import make_dataset
 from .helpers import assert_one_line_error, cli
@@ -48,7 +48,7 @@ def test_reduced_precision_is_refused_where_the_cpu_or_backend_cannot_run_it():
 
 def test_fp32_ir_runs_in_f32_and_matches_onnx_runtime_on_this_cpu():
     """The bug on BF16 CPUs: OpenVINO's default hint ran the "FP32" IR in bfloat16 (max diff 0.27)."""
-    ir, reference = open_backend(FP32_IR), open_backend(DEFAULT_ONNX)
+    ir, reference = open_model(FP32_IR), open_model(DEFAULT_ONNX)
     assert ir.execution_precision == "f32" and precision_ran(ir) == "f32"
     batch = np.random.default_rng(0).standard_normal((2, 3, ir.info.input_size, ir.info.input_size)).astype(np.float32)
     assert np.abs(ir(batch) - reference(batch)).max() < 1e-3
@@ -56,13 +56,13 @@ def test_fp32_ir_runs_in_f32_and_matches_onnx_runtime_on_this_cpu():
 
 def test_bf16_runs_where_the_cpu_has_it_and_is_refused_where_not():
     if "BF16" in CAPABILITIES:
-        backend = open_backend(FP32_IR, precision="bf16")
+        backend = open_model(FP32_IR, precision="bf16")
         assert backend.execution_precision == "bf16" and precision_ran(backend) == "bf16"
         batch = np.zeros((1, 3, backend.info.input_size, backend.info.input_size), np.float32)
-        assert (backend(batch).argmax(1) == open_backend(FP32_IR)(batch).argmax(1)).mean() > 0.95
+        assert (backend(batch).argmax(1) == open_model(FP32_IR)(batch).argmax(1)).mean() > 0.95
     else:
         with pytest.raises(FaceparseError, match="this CPU cannot run bf16"):
-            open_backend(FP32_IR, precision="bf16")
+            open_model(FP32_IR, precision="bf16")
 
 
 def test_cpu_steal_is_the_hypervisors_share_of_the_time_between_two_readings(tmp_path):

@@ -3,7 +3,7 @@ import pytest
 from PIL import Image
 
 from faceparse_edge.errors import FaceparseError
-from faceparse_edge.toolkit.data import list_samples, load_pair
+from faceparse_edge.toolkit.samples import list_samples, load_pair
 from faceparse_edge.toolkit.prepare import PARTS, prepare
 
 

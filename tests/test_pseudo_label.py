@@ -6,7 +6,7 @@ import os
 import numpy as np
 
 from faceparse_edge.fileio import read_label_png
-from faceparse_edge.toolkit.data import list_samples
+from faceparse_edge.toolkit.samples import list_samples
 
 from .conftest import make_dataset
 from .helpers import assert_one_line_error, cli

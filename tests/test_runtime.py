@@ -14,9 +14,9 @@ from onnx import TensorProto, helper
 from PIL import Image
 
 from faceparse_edge.classes import CLASS_NAMES
-from faceparse_edge.errors import FaceparseError
+from faceparse_edge.models import open_model
 from faceparse_edge.parsing import labels_at, predict_probs, preprocess, softmax
-from faceparse_edge.runtime.backends import CONFIG_KEY, PRECISION_KEY, open_backend
+from faceparse_edge.runtime.backends import CONFIG_KEY, PRECISION_KEY
 from faceparse_edge.runtime.pipeline import Parser
 
 from .helpers import assert_one_line_error, cli
@@ -83,7 +83,7 @@ def _asymmetric_model(path: Path, size: int = 32) -> Path:
 
 
 def test_flip_tta_swaps_left_and_right_channels(tmp_path):
-    backend = open_backend(_asymmetric_model(tmp_path / "asym.onnx"))
+    backend = open_model(_asymmetric_model(tmp_path / "asym.onnx"))
     batch = preprocess([np.zeros((32, 32, 3), np.uint8)], 32, backend.info.mean, backend.info.std)
     plain = predict_probs(backend, batch, tta=False)
     merged = predict_probs(backend, batch, tta=True)
@@ -122,7 +122,7 @@ def test_video_gives_an_output_with_the_same_frame_count(media, tmp_path):
 def test_runtime_path_without_detection_equals_evaluate(celeba_mini):
     from faceparse_edge.evaluation import evaluate_backend
     from faceparse_edge.metrics import SegmentationMetrics
-    from faceparse_edge.toolkit.data import list_samples, load_pair
+    from faceparse_edge.toolkit.samples import list_samples, load_pair
 
     samples = list_samples(celeba_mini, "val")[:6]
     pipeline = Parser(tta=True, detect=False)
@@ -215,7 +215,7 @@ def test_face_motion_is_followed_and_probabilities_move_with_it():
 def test_flicker_counts_label_changes_inside_both_crops_only():
     from faceparse_edge.runtime import align
     from faceparse_edge.runtime.pipeline import Face, FrameResult
-    from faceparse_edge.runtime.video import flicker
+    from faceparse_edge.runtime.steadiness import flicker
 
     def frame(labels, x0):
         return FrameResult(labels, [Face(align.square(x0, 0, 10), (x0, 0, 10, 10), 7, (x0, 0, x0 + 10, 10), labels[:, x0 : x0 + 10])])

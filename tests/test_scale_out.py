@@ -27,8 +27,8 @@ BATCHES = """
 import sys
 import numpy as np
 from faceparse_edge.toolkit.augment import Augmenter
-from faceparse_edge.toolkit.data import list_samples
-from faceparse_edge.toolkit.dataset import FaceParsingDataset, make_loader
+from faceparse_edge.toolkit.samples import list_samples
+from faceparse_edge.toolkit.loader import FaceParsingDataset, make_loader
 
 def batches(data, cache, workers, world=1, rank=0, epoch=0):
     dataset = FaceParsingDataset(list_samples(data, "train"), 64, (0.5,) * 3, (0.25,) * 3, Augmenter(), seed=3,

@@ -19,7 +19,7 @@ def _val_faces(celeba_mini, size: int, n: int):
     """The first n val faces at size x size as an NCHW float tensor in 0..1."""
     import torch
 
-    from faceparse_edge.toolkit.data import list_samples, load_pair, resize_pair
+    from faceparse_edge.toolkit.samples import list_samples, load_pair, resize_pair
 
     faces = [resize_pair(*load_pair(s), size)[0] for s in list_samples(celeba_mini, "val")[:n]]
     return torch.from_numpy(np.stack(faces)).permute(0, 3, 1, 2).float() / 255
@@ -136,14 +136,14 @@ def test_early_stopping_ends_a_run_that_stops_improving(tiny_dataset, tmp_path, 
     from faceparse_edge.toolkit import train as train_module
 
     scores = iter([30.0, 50.0, 45.0, 49.0, 60.0, 70.0])  # best at epoch 2, then two worse epochs
-    monkeypatch.setattr(train_module, "evaluate_model", lambda *a, **k: (
+    monkeypatch.setattr(train_module, "evaluate_torch", lambda *a, **k: (
         {"miou": next(scores), "f_measure": 0.0, "pixel_acc": 0.0}, None))
     summary = train(_cfg(tiny_dataset, tmp_path / "stop", epochs=6, patience=2), TINY)
     assert summary["epochs"] == 4 and summary["best_miou"] == 50.0
 
 
 def test_repeat_factors_draw_images_with_rare_classes_more_often():
-    from faceparse_edge.toolkit.dataset import EpochSampler, repeat_factors
+    from faceparse_edge.toolkit.loader import EpochSampler, repeat_factors
 
     present = np.zeros((10, 3), bool)
     present[:, 0] = True  # in every image
@@ -273,3 +273,25 @@ def test_distillation_trains_toward_a_teacher(tiny_dataset, tmp_path):
     assert summary["epochs"] == 1 and (tmp_path / "student" / "best.safetensors").is_file()
     with pytest.raises(FaceparseError, match="weights not found"):
         train(_cfg(tiny_dataset, tmp_path / "missing", distill=str(tmp_path / "nope.safetensors")), TINY)
+
+
+def test_train_run_is_the_train_command_as_a_function(tiny_dataset, tmp_path):
+    """Settings by name (the rest at the schema's defaults) -> a checked, trained run with its config.yaml;
+    a folder that holds a run is refused before its settings file is touched."""
+    import yaml
+
+    from faceparse_edge.toolkit.run_config import train_run
+
+    run = tmp_path / "run"
+    settings = {"data": str(tiny_dataset), "out_dir": str(run), "epochs": 1, "batch": 2, "imgsz": 32, "width": "0.5",
+                "aspp_channels": 16, "decoder_channels": 16, "low_level_channels": 8}
+    summary = train_run(settings)
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["epochs"] == 1 and saved["lr"] == 3e-3 and saved["preset"] == "edge"  # given, and defaults
+    assert load_model(run / "best.safetensors").config.aspp_channels == 16 and "best_miou" in summary
+    before = (run / "config.yaml").read_text()
+    with pytest.raises(FaceparseError, match="already holds a run"):
+        train_run({**settings, "lr": 1e-2})
+    assert (run / "config.yaml").read_text() == before
+    with pytest.raises(FaceparseError, match="unknown settings in settings: batch_size"):
+        train_run({**settings, "batch_size": 4})

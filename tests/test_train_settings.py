@@ -82,3 +82,28 @@ def test_a_tune_trial_whose_batch_cannot_train_is_rejected_like_an_over_budget_o
     assert "Traceback" not in result.stdout + result.stderr
     rows = json.loads((tmp_path / "tune" / "tune.json").read_text())["rows"]
     assert [r["state"] for r in rows] == ["fail"] and "BatchNorm needs 2" in rows[0]["note"]
+
+
+def test_one_settings_schema_makes_train_options_and_library_defaults():
+    """`train`'s options (names, defaults, ranges, help, as `train --help` shows them) and the library's
+    TrainConfig/AugmentConfig defaults all come from settings.TRAIN_SETTINGS."""
+    import typer.main
+
+    from faceparse_edge.cli import app
+    from faceparse_edge.toolkit.run_config import train_config
+    from faceparse_edge.toolkit.settings import TRAIN_SETTINGS, with_defaults
+
+    params = {p.name: p for p in typer.main.get_command(app).commands["train"].params}
+    assert set(params) - {s.name for s in TRAIN_SETTINGS} == {"config", "resume", "json_file"}
+    shown = " ".join(cli("train", "--help").stdout.replace("│", " ").split())
+    for s in TRAIN_SETTINGS:
+        option = params[s.name]
+        assert (option.default, option.help, getattr(option, "min", None), getattr(option, "max", None)) == \
+            (s.default, s.help, s.min, s.max), s.name
+        assert (s.flag or f"--{s.name.replace('_', '-')}") in shown, s.name
+        if s.default is not None and s.type is not bool:
+            assert f"[default: {s.default}]" in shown, s.name
+    # The library's defaults: a settings dict at its defaults is exactly TrainConfig's own defaults.
+    assert train_config(with_defaults({"data": "d"})) == TrainConfig(data="d", out="runs/train")
+    with pytest.raises(FaceparseError, match="unknown settings in settings: epoch"):
+        with_defaults({"epoch": 3})

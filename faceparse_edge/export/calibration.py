@@ -16,6 +16,22 @@ RARE_CLASSES = (3, 14, 15, 16)  # eyeglasses, hat, earring, necklace
 MIN_IMAGES = 8
 
 
+def build_calibration_set(data: Path | None, video: Path | None, split: str | None, size: int, seed: int,
+                          out_file: Path, crops_dir: Path) -> int:
+    """The `calibrate` command: a stratified pick from a labelled dataset, or face crops cut from a video as the
+    runtime cuts them (written to `crops_dir`), listed in a manifest; returns the number of images."""
+    from ..toolkit.samples import list_samples
+
+    if video is not None:
+        images = crops_from_video(str(video), crops_dir, size)
+        write_manifest(out_file, str(video), images, kind="video face crops")
+        return len(images)
+    picked = pick_stratified(list_samples(data, split), size, seed)
+    write_manifest(out_file, str(data), [s.image for s in picked], kind="stratified pick", split=split, seed=seed,
+                   rare_class_images=rare_class_counts(picked), ids=[s.id for s in picked])
+    return len(picked)
+
+
 def pick_stratified(samples, size: int, seed: int = 0) -> list:
     """`size` samples where each rare class gets about size/8 images, the rest picked at random."""
     if size < MIN_IMAGES:
@@ -71,7 +87,7 @@ def crops_from_video(video: str, out_dir: Path, size: int) -> list[Path]:
     from ..fileio import write_image
     from ..runtime.align import side, warp_crop
     from ..runtime.detectors import make_detector
-    from ..runtime.faces import CropRule, rule_file
+    from ..runtime.crop_rule import CropRule, rule_file
 
     cap = cv2.VideoCapture(str(video))
     if not cap.isOpened():

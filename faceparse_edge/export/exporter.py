@@ -11,7 +11,7 @@ from ..fileio import read_image, staging_dir
 from ..models import open_model
 from ..parsing import preprocess
 from ..runtime.backends import model_size_mb
-from ..weights import EXPORT_FILES
+from ..models import EXPORT_FILES
 from .calibration import calibration_batches, pick_stratified, read_manifest
 from .onnx_export import export_onnx
 from .quantize import CALIBRATION_PERCENTILE, quantize_onnx, resolve_int8_target, quantize_openvino, to_openvino
@@ -44,10 +44,14 @@ def export(weights, fmt: str, int8: bool, data: str, out_dir: Path, imgsz: int |
     picks the ONNX Runtime INT8 weight range, `calib_percentile` its activation ranges.
     """
     from ..toolkit.checkpoint import load_model
-    from ..toolkit.data import list_samples, resolve_split
+    from ..toolkit.samples import list_samples, resolve_split
 
     if fmt not in FORMATS:
         raise FaceparseError(f"unsupported export format '{fmt}'; choose from {', '.join(FORMATS)}")
+    if max_drop is not None and (fmt != "openvino" or not int8):
+        raise FaceparseError("--max-drop applies to --format openvino --int8")
+    if calib_percentile != CALIBRATION_PERCENTILE and (fmt != "onnx" or not int8):
+        raise FaceparseError("--calib-percentile applies to --format onnx --int8")
     target = resolve_int8_target(int8_target)  # a bad target fails before any work
     model = load_model(weights)
     if imgsz:

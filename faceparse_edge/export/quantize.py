@@ -127,7 +127,7 @@ def quantize_openvino(fp32_xml: Path, out_xml: Path, calibration: Sequence[np.nd
     if max_drop is None:
         quantized = nncf.quantize(model, calib, subset_size=len(calibration), preset=nncf.QuantizationPreset.MIXED)
     else:
-        from ..toolkit.data import load_pair
+        from ..toolkit.samples import load_pair
 
         info = json.loads(config)
         size, mean, std = info["input_size"], info["mean"], info["std"]

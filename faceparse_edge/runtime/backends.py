@@ -16,6 +16,7 @@ from ..errors import FaceparseError, first_line
 CONFIG_KEY = "faceparse_edge.config"
 PRECISION_KEY = "faceparse_edge.precision"
 BACKENDS = ("onnxruntime", "openvino")
+READS = {"onnxruntime": (".onnx",), "openvino": (".xml", ".onnx")}  # the model files each backend opens
 # Floating-point execution precision. f32 is the default on every CPU: OpenVINO would otherwise
 # pick bf16 by itself on CPUs that have it (issue 9 reports a max logit diff of 0.27 against ONNX
 # Runtime on the shipped model there).
@@ -201,30 +202,20 @@ def model_size_mb(path: str | Path) -> float:
     return sum(f.stat().st_size for f in files if f.exists()) / 1e6
 
 
-def backend_for(path: str | Path) -> str:
-    suffix = Path(path).suffix.lower()
-    if suffix == ".onnx":
-        return "onnxruntime"
-    if suffix == ".xml":
-        return "openvino"
-    raise FaceparseError(f"{path}: unsupported model format '{suffix}'; expected .onnx (ONNX Runtime) or .xml (OpenVINO IR)")
-
-
-def open_backend(path: str | Path, backend: str = "auto", threads: int = 0, precision: str = "f32", spin: bool = True):
-    """Load a model file with the backend its extension (or `backend`) names.
+def open_backend(path: str | Path, backend: str, threads: int = 0, precision: str = "f32", spin: bool = True):
+    """Load a model file with the named backend (onnxruntime or openvino); open_model picks it.
 
     `precision` is the floating-point execution precision (the parts of an INT8 model that
     stay in floating point follow it too); f32 unless a reduced one is asked for. `spin=False`
     lets ONNX Runtime's threads sleep between calls (see `onnxruntime_session`; ONNX Runtime only).
     """
     path = Path(path)
+    if backend not in BACKENDS:
+        raise FaceparseError(f"unknown backend '{backend}'; choose from {', '.join(BACKENDS)}")
     if not path.is_file():
         raise FaceparseError(f"model not found: {path}")
-    name = backend_for(path) if backend == "auto" else backend
-    if name not in BACKENDS:
-        raise FaceparseError(f"unknown backend '{backend}'; choose from auto, {', '.join(BACKENDS)}")
-    if name == "openvino" and path.suffix.lower() not in (".xml", ".onnx"):
-        raise FaceparseError(f"OpenVINO cannot read {path}")
-    if name == "onnxruntime":
+    if path.suffix.lower() not in READS[backend]:
+        raise FaceparseError(f"{backend} cannot read {path}: it reads {' and '.join(READS[backend])} files")
+    if backend == "onnxruntime":
         return OnnxRuntimeBackend(path, threads, precision, spin)
     return OpenVinoBackend(path, threads, precision)

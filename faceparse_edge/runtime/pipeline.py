@@ -22,7 +22,8 @@ from ..parsing import labels_at, predict_probs, preprocess
 from . import align
 from .backends import precision_ran
 from .detectors import make_detector
-from .faces import CropRule, FaceTracker, rule_file
+from .crop_rule import CropRule, rule_file
+from .tracker import FaceTracker
 from .motion import CHANGE_LEVELS, CropFlow, face_shift, is_cut, warp_probs
 
 

@@ -14,9 +14,9 @@ import numpy as np
 from ..errors import FaceparseError
 from ..fileio import atomic_path, write_error
 from ..progress import console, progress_bar
-from . import align
 from .draw import hud_lines, overlay
 from .pipeline import PIPELINE_STAGES, Parser
+from .steadiness import flicker
 
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # our one-line errors, not FFmpeg's log
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
@@ -76,50 +76,6 @@ class _Background:
                 self.pending.popleft().result()
         finally:
             self.pool.shutdown(cancel_futures=True)
-
-
-def flicker(previous, current, warp=None) -> float | None:
-    """Share of face pixels whose label changed since the previous frame.
-
-    Face pixels: those labelled as face in either frame, among the pixels parsed in both
-    frames, i.e. inside both frames' crops of a face tracked through both (faces appearing
-    or leaving, and pixels entering or leaving a moving crop, are not flicker). `warp`, if
-    given, moves the previous frame's arrays to the current frame first (motion-compensated
-    flicker: label changes that follow the motion of the scene then do not count).
-    """
-    if previous is None or previous.labels.shape != current.labels.shape:
-        return None
-    kept = {f.track_id for f in previous.faces} & {f.track_id for f in current.faces}
-    if not kept:
-        return None
-    h, w = current.labels.shape
-    window = (0, 0, w, h)
-    if warp is None:  # only pixels inside the current crops count: look at their bounding rectangle alone
-        regions = np.array([f.region for f in current.faces if f.track_id in kept])
-        window = (*regions[:, :2].min(axis=0), *regions[:, 2:].max(axis=0))
-    x0, y0, x1, y1 = window
-    before_labels, current_labels = previous.labels, current.labels[y0:y1, x0:x1]
-    if warp is None:
-        before_labels, before_parsed = before_labels[y0:y1, x0:x1], _parsed(previous, kept, window)
-    else:
-        before_labels, before_parsed = warp(before_labels), warp(_parsed(previous, kept, window))
-    region = (before_parsed > 0) & (_parsed(current, kept, window) > 0) & ((before_labels > 0) | (current_labels > 0))
-    n = int(region.sum())
-    return float((before_labels[region] != current_labels[region]).sum() / n) if n else None
-
-
-def _parsed(result, track_ids, window) -> np.ndarray:
-    """Pixels of the frame rectangle `window` inside the crops of the given tracks' faces (uint8 0/1, so that it can
-    be warped)."""
-    wx0, wy0, wx1, wy1 = window
-    mask = np.zeros((wy1 - wy0, wx1 - wx0), np.uint8)
-    for face in result.faces:
-        if face.track_id in track_ids:
-            x0, y0, x1, y1 = face.region
-            x0, y0, x1, y1 = max(x0, wx0), max(y0, wy0), min(x1, wx1), min(y1, wy1)
-            if x1 > x0 and y1 > y0:
-                mask[y0 - wy0 : y1 - wy0, x0 - wx0 : x1 - wx0] |= align.inside(face.crop, (x0, y0, x1, y1))
-    return mask
 
 
 class Frames:

@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 
 from ..classes import FLIP_PERMUTATION
+from .settings import DEFAULTS
 
 
 def hflip(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -18,15 +19,17 @@ def hflip(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass
 class AugmentConfig:
-    flip_p: float = 0.5
-    scale: tuple[float, float] = (0.8, 1.25)
-    rotate_deg: float = 15.0
-    translate: float = 0.08  # fraction of the side
-    hue: int = 6  # OpenCV hue units (0..180)
-    saturation: float = 0.3
-    value: float = 0.25
-    brightness: float = 0.15  # added, fraction of 255
-    contrast: float = 0.2
+    """The augmentation's ranges; defaults and meanings: the settings of the same names (settings.py)."""
+
+    flip_p: float = DEFAULTS["flip"]
+    scale: tuple[float, float] = (1 / DEFAULTS["scale"], DEFAULTS["scale"])
+    rotate_deg: float = DEFAULTS["rotate"]
+    translate: float = DEFAULTS["translate"]  # fraction of the side
+    hue: float = DEFAULTS["hue"]  # OpenCV hue units (0..180)
+    saturation: float = DEFAULTS["saturation"]
+    value: float = DEFAULTS["value"]
+    brightness: float = DEFAULTS["brightness"]  # added, fraction of 255
+    contrast: float = DEFAULTS["contrast"]
 
 
 class Augmenter:

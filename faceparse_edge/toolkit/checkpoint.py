@@ -7,7 +7,7 @@ import torch
 
 from ..errors import FaceparseError, first_line
 from ..fileio import atomic_path
-from ..weights import resolve_model
+from ..models import resolve_model
 from .model import FaceParser, ModelConfig, build_model
 
 FORMAT_TAG = "faceparse-edge"

@@ -14,8 +14,8 @@ from torch import nn
 
 from ..classes import NUM_CLASSES
 from ..errors import FaceparseError
+from .settings import PARAM_BUDGET
 
-PARAM_BUDGET = 2_000_000
 
 # MobileNetV3-small (Howard et al. 2019, table 2): kernel, expansion, out, SE, activation, stride.
 # Feature layer 0 is the stem conv (16 channels, stride 2); layers 1..11 are these blocks.

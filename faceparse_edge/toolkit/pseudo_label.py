@@ -15,8 +15,8 @@ from ..errors import FaceparseError
 from ..fileio import read_image, write_label_png
 from ..parsing import parse_batch
 from ..progress import progress_bar
-from .data import IMAGE_EXTENSIONS, list_samples
-from .evaluate import TorchBackend
+from .samples import IMAGE_EXTENSIONS, list_samples
+from .torch_backend import TorchBackend
 from .model import FaceParser
 
 

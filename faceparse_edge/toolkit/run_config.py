@@ -1,8 +1,9 @@
-"""A training run as one settings file (YAML or JSON): `train --config FILE` reads it, and every
-run saves its resolved settings as `config.yaml`, so any run is reproduced by one file.
+"""A training run from its settings (settings.py): checked, trained, and saved as one settings file.
 
-Keys are the `train` options' names (`aspp_channels`, `hue`, ...); an option given on the
-command line overrides the file.
+`train_run` is the one way in: the `train` command, each `tune` trial and Python scripts call it.
+Every run saves its resolved settings as `config.yaml` (YAML or JSON files are read back by
+`train --config FILE`), so any run is reproduced by one file. An option given on the command
+line overrides the file.
 """
 
 import json
@@ -11,10 +12,12 @@ from pathlib import Path
 
 from ..errors import FaceparseError, first_line
 from ..fileio import write_text_atomic
-from .data import channel_mean_std, list_samples, load_pair, resize_pair
+from .samples import channel_mean_std, list_samples, load_pair, resize_pair
 from .distill import parse_scales
+from .distributed import rank_and_world
 from .model import PRESETS, ModelConfig, build_model, count_parameters, fit_width
-from .train import TrainConfig
+from .settings import with_defaults
+from .train import TrainConfig, check_new_run, check_trainable, train
 
 # `train` options that set the architecture (ModelConfig fields) and the augmentation (AugmentConfig)
 MODEL_OPTIONS = {"layers": "layers", "extra_blocks": "extra_blocks", "output_stride": "output_stride",
@@ -110,3 +113,43 @@ def resolved(settings: dict, config: ModelConfig) -> dict:
     """The settings with the architecture spelled out (the preset's values, the width `auto` found)."""
     return {**settings, **{option: getattr(config, field) for option, field in MODEL_OPTIONS.items()},
             "width": config.width}
+
+
+def plan_run(settings: dict) -> tuple[TrainConfig, ModelConfig, int]:
+    """What complete training settings would train, checked before any image is read: the run's TrainConfig, its
+    architecture and trainable parameters. One-line errors for no data, a mistyped --init/--distill, an
+    architecture over the budget, or settings that cannot train (check_trainable)."""
+    from ..models import resolve_model
+
+    if settings["data"] is None:
+        raise FaceparseError("train needs --data (or --config with a data setting, or --resume)")
+    for weights in (settings["init"], settings["distill"]):
+        if weights is not None:
+            resolve_model(weights)
+    cfg = train_config(settings)  # malformed values (e.g. --distill-scales) fail here
+    config, params = architecture(settings)
+    check_trainable(cfg, config.input_size, rank_and_world()[1])
+    return cfg, config, params
+
+
+def train_run(settings: dict, on_epoch=None, stats: ModelConfig | None = None) -> dict:
+    """Train a model from scratch (or from --init weights): the `train` command as a function.
+
+    `settings`: names as in settings.TRAIN_SETTINGS, the rest at their defaults; `stats`: a config holding
+    the training images' mean/std where they are known already (tune), else they are measured. Writes
+    `config.yaml` into the run folder (rank 0), then trains; returns the run's summary. `on_epoch(epoch,
+    val_miou)` is called after every epoch.
+    """
+    settings = with_defaults(settings)
+    cfg, config, _ = plan_run(settings)
+    check_new_run(Path(cfg.out))
+    stats = stats or with_data_stats(config, cfg.data, cfg.train_split)
+    config = replace(config, mean=stats.mean, std=stats.std)
+    if rank_and_world()[0] == 0:  # under torchrun, rank 0 alone writes
+        write_settings(Path(cfg.out) / "config.yaml", resolved(settings, config))
+    return train(cfg, config, on_epoch=on_epoch)
+
+
+def resume_run(out_dir, epochs: int | None = None) -> dict:
+    """Continue the run in `out_dir` from its last checkpoint, with its own settings; `epochs`: a new total."""
+    return train(TrainConfig(data="", out=str(out_dir), epochs=epochs or 0), None, resume=True)

@@ -4,7 +4,7 @@ import numpy as np
 
 from ..classes import CLASS_NAMES, NUM_CLASSES
 from ..progress import progress_bar
-from .data import channel_mean_std, left_right_swapped, list_samples, load_pair
+from .samples import channel_mean_std, left_right_swapped, list_samples, load_pair
 
 
 def dataset_stats(root, split: str | None = None) -> dict:

@@ -19,15 +19,16 @@ from ..fileio import write_text_atomic
 from ..progress import console, progress_bar
 from .augment import AugmentConfig, Augmenter
 from .checkpoint import FORMAT_TAG, load_checkpoint, load_model, save_checkpoint, save_weights
-from .dataset import CACHE_CHOICES, FaceParsingDataset, make_loader, repeat_factors
-from .data import list_samples
+from .loader import CACHE_CHOICES, FaceParsingDataset, make_loader, repeat_factors
+from .samples import list_samples
 from .distill import TTATeacher, soft_cross_entropy
 from .distributed import from_rank0, process_group, rank_and_world
-from .evaluate import evaluate_model
+from .torch_backend import evaluate_torch
 from .losses import CombinedLoss
 from .model import FaceParser, ModelConfig, build_model, count_parameters, same_layers
 from .plots import plot_curves
 from .schedule import WarmupSchedule
+from .settings import DEFAULTS as D, SIZE_MULTIPLE
 
 OPTIMIZERS = ("adam", "adamw")
 
@@ -38,32 +39,34 @@ class Diverged(FaceparseError):
 
 @dataclass
 class TrainConfig:
+    """One run's training settings; defaults and meanings: settings.TRAIN_SETTINGS (the names differ where noted)."""
+
     data: str
-    out: str
-    train_split: str | None = "train"
-    val_split: str | None = "val"
-    epochs: int = 60
-    batch_size: int = 16  # in all, over every process of a distributed run
-    lr: float = 3e-3
-    weight_decay: float = 1e-4
-    optimizer: str = "adamw"
-    scheduler: str = "cosine"
-    warmup_epochs: float = 2.0
-    loss: str = "ce:1,lovasz:0.5"
-    lovasz_pixels: int = 16384
-    patience: int = 0  # early stopping: epochs without a better val mIoU; 0 = off
-    seed: int = 0
-    fix_left_right: bool = True  # swap the labels of training masks with left/right reversed
-    device: str = "auto"
-    workers: int | None = None  # DataLoader worker processes (decoding, augmentation); None: 0 on CPU, up to 4 on CUDA
-    cache: str = "auto"  # decoded training pairs in memory: auto (if under 2 GiB), ram or none
-    balance: float = 0.0  # repeat-factor sampling threshold: images with rarer classes drawn more often; 0 = off
-    init: str | None = None  # start from these weights (same architecture; a file or a shipped model's name)
-    distill: str | None = None  # teacher weights: its flip-TTA probabilities are soft targets too
-    distill_weight: float = 1.0  # weight of the soft-target cross-entropy beside `loss`
-    distill_scales: tuple[float, ...] = (1.0,)  # input scales the teacher's flip-TTA parse is averaged over
-    extra_blocks_lr: float = 1.0  # learning-rate multiplier of the encoder's extra blocks (see param_groups)
-    ema: float = 0.0  # decay of an exponential moving average of the weights, which is then scored and saved; 0 = off
+    out: str  # out_dir
+    train_split: str | None = D["train_split"]
+    val_split: str | None = D["val_split"]
+    epochs: int = D["epochs"]
+    batch_size: int = D["batch"]  # in all, over every process of a distributed run
+    lr: float = D["lr"]
+    weight_decay: float = D["weight_decay"]
+    optimizer: str = D["optimizer"]
+    scheduler: str = D["scheduler"]
+    warmup_epochs: float = D["warmup"]
+    loss: str = D["loss"]
+    lovasz_pixels: int = D["lovasz_pixels"]
+    patience: int = D["patience"]
+    seed: int = D["seed"]
+    fix_left_right: bool = D["fix_left_right"]
+    device: str = D["device"]
+    workers: int | None = D["workers"]
+    cache: str = D["cache"]
+    balance: float = D["balance"]
+    init: str | None = D["init"]
+    distill: str | None = D["distill"]
+    distill_weight: float = D["distill_weight"]
+    distill_scales: tuple[float, ...] = (1.0,)  # parsed from the comma-separated setting (distill.parse_scales)
+    extra_blocks_lr: float = D["extra_blocks_lr"]
+    ema: float = D["ema"]
     augment: dict = field(default_factory=lambda: asdict(AugmentConfig()))
 
 
@@ -148,7 +151,6 @@ def param_groups(model: FaceParser, lr: float, extra_blocks_lr: float) -> list[d
 
 
 MIN_IMAGES_PER_STEP = 2  # per process: BatchNorm after the ASPP's image pooling sees one value per channel and image
-SIZE_MULTIPLE = 32  # input sizes the encoder's strides divide evenly (the exported models' outputs need it)
 
 
 def check_trainable(cfg: TrainConfig, input_size: int, world: int = 1) -> None:
@@ -183,6 +185,12 @@ def check_trainable(cfg: TrainConfig, input_size: int, world: int = 1) -> None:
                              f"reads{over}: use --workers {share} or fewer")
 
 
+def check_new_run(out: Path) -> None:
+    """Refuse to start a run in a folder that holds one (its checkpoints and settings stay as they are)."""
+    if (out / "last.pt").exists():
+        raise FaceparseError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+
+
 def train(cfg: TrainConfig, model_config: ModelConfig | None, resume: bool = False,
           on_epoch: Callable[[int, float], None] | None = None) -> dict:
     """Train (or resume) a model; returns the run summary. `model_config` None means resume.
@@ -198,8 +206,8 @@ def train(cfg: TrainConfig, model_config: ModelConfig | None, resume: bool = Fal
         cfg = TrainConfig(**{**saved, "out": str(out),  # the run may have been moved
                              "epochs": max(saved["epochs"], cfg.epochs) if cfg.epochs else saved["epochs"]})
         model_config = ModelConfig.from_dict(state["config"])
-    elif last_path.exists():
-        raise FaceparseError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    else:
+        check_new_run(out)
     if cfg.cache not in CACHE_CHOICES:
         raise FaceparseError(f"unknown cache '{cfg.cache}'; choose from {', '.join(CACHE_CHOICES)}")
     if cfg.extra_blocks_lr != 1.0 and not model_config.extra_blocks:
@@ -290,9 +298,9 @@ def _train(cfg: TrainConfig, model_config: ModelConfig, state: dict | None, devi
         scored = ema.module if ema is not None else model
         val = raw_miou = None
         if main:
-            val, _ = evaluate_model(scored, None, None, tta=False, device=device, samples=val_samples, show_progress=False)
+            val, _ = evaluate_torch(scored, None, None, tta=False, device=device, samples=val_samples, show_progress=False)
             if ema is not None:  # what the average adds, measured every epoch
-                raw_miou = evaluate_model(model, None, None, tta=False, device=device, samples=val_samples,
+                raw_miou = evaluate_torch(model, None, None, tta=False, device=device, samples=val_samples,
                                           show_progress=False)[0]["miou"]
         val, raw_miou = from_rank0(val), from_rank0(raw_miou)
         schedule.step_epoch(val["miou"])

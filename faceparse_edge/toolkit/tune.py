@@ -12,16 +12,15 @@ import os
 import socket
 import warnings
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 
 from ..errors import FaceparseError, first_line
 from ..fileio import atomic_path, write_text_atomic
 from ..progress import console
-from .model import ModelConfig
-from .run_config import architecture, resolved, train_config, with_data_stats, write_settings
-from .distributed import rank_and_world
-from .train import Diverged, check_trainable, train
+from .model import PRESETS, ModelConfig
+from .run_config import architecture, plan_run, read_settings, resolved, train_run, with_data_stats, write_settings
+from .settings import DEFAULTS, PARAM_BUDGET
+from .train import Diverged
 
 # The search space: the architecture, augmentation limits, optimiser, schedule and loss weights.
 DEFAULT_SPACE = {
@@ -45,9 +44,34 @@ DEFAULT_SPACE = {
     "scheduler": {"choices": ["cosine", "linear", "plateau"]},
     "loss": {"choices": ["ce:1", "ce:1,lovasz:0.5", "ce:1,lovasz:1", "wce:1,lovasz:0.5", "ce:1,dice:0.5"]},
 }
-NOT_TUNABLE = {"config", "data", "out_dir", "resume", "json_file", "device", "workers", "cache", "train_split",
-               "val_split", "epochs", "imgsz", "budget", "preset"}  # a study's fixed frame, not its variables
+NOT_TUNABLE = {"data", "out_dir", "device", "workers", "cache", "train_split", "val_split", "epochs", "imgsz",
+               "budget", "preset"}  # a study's fixed frame, not its variables
 PRUNERS = ("median", "hyperband", "none")
+
+
+def tune(data, config: Path | None = None, space: Path | None = None, n_trials: int = 20, timeout: float | None = None,
+         epochs: int = 8, imgsz: int = 128, budget: int = PARAM_BUDGET, study_name: str = "faceparse-edge",
+         storage: str | None = None, out_dir: Path = Path("runs/tune"), pruner: str = "median", startup_trials: int = 5,
+         seed: int | None = None, workers: int | None = None) -> dict:
+    """The `tune` command: join (or create) a study, run trials in this process until it holds `n_trials`, and
+    write the results. Trials start from the training defaults, then `config`'s settings, at the proxy budget
+    (`epochs`, `imgsz`); best.yaml gets the full run's epochs and size. Returns save_results' summary and
+    every trial's row."""
+    settings = {**DEFAULTS, **(read_settings(config, known=set(DEFAULTS)) if config else {})}
+    preset = PRESETS.get(settings["preset"])  # (an unknown preset fails in the first trial)
+    full = {"epochs": settings["epochs"], "imgsz": settings["imgsz"] or (preset.input_size if preset else None)}
+    settings.update(data=str(data), imgsz=imgsz, epochs=epochs, budget=budget)
+    if workers is not None:
+        settings["workers"] = workers
+    search = check_space(read_settings(space) if space else DEFAULT_SPACE, set(DEFAULTS) - NOT_TUNABLE,
+                         space or "(built-in)")
+    storage = storage or f"sqlite:///{(Path(out_dir) / 'tune.db').resolve()}"
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    study = open_study(storage, study_name, search, pruner, startup_trials, seed)
+    console.print(f"study '{study_name}' in {storage}: {len(study.trials)} trials so far, up to {n_trials}; "
+                  f"{epochs} epochs per trial at {imgsz}px")
+    run_worker(study, search, settings, Path(out_dir), n_trials, timeout)
+    return {**save_results(study, settings, full, Path(out_dir)), "rows": trial_rows(study)}
 
 
 class Rejected(FaceparseError):
@@ -135,8 +159,7 @@ def run_worker(study, space: dict, base: dict, out_dir: Path, n_trials: int, tim
                     "out_dir": str(out_dir / "trials" / f"{trial.number:04d}")}
         trial.set_user_attr("worker", worker)
         try:
-            config, params = architecture(settings)
-            check_trainable(train_config(settings), config.input_size, rank_and_world()[1])
+            params = plan_run(settings)[2]
         except FaceparseError as exc:
             trial.set_user_attr("rejected", str(exc))
             console.print(f"trial {trial.number} rejected before training: {exc}")
@@ -148,9 +171,8 @@ def run_worker(study, space: dict, base: dict, out_dir: Path, n_trials: int, tim
             if trial.should_prune():
                 raise optuna.TrialPruned(f"val mIoU {miou:.2f} after epoch {epoch}")
 
-        config = replace(config, mean=stats.mean, std=stats.std)
         try:
-            return train(train_config(settings), config, on_epoch=report)["best_miou"]
+            return train_run(settings, on_epoch=report, stats=stats)["best_miou"]
         except Diverged as exc:  # this trial's settings, not the study's: the search goes on
             trial.set_user_attr("rejected", str(exc))
             raise

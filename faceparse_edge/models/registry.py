@@ -1,4 +1,4 @@
-"""The shipped models, one folder each beside this file (see MODEL_CARD.md).
+"""The shipped models' registry: one folder each beside this file (see MODEL_CARD.md), and the file a name means.
 
 A model folder is laid out like `export --out` (the ONNX and OpenVINO models, FP32 and INT8)
 plus the torch weights it was exported from. Every command that takes a model takes a path
@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import FaceparseError
 
-WEIGHTS_DIR = Path(__file__).resolve().parent
+MODELS_DIR = Path(__file__).resolve().parent
 MODELS = {
     "edge": "fast: 256 px, the runtime default",
     "edge-hq": "accurate: 512 px",
@@ -28,7 +28,7 @@ INT8_SUFFIX = "-int8"
 def model_dir(name: str = DEFAULT_MODEL) -> Path:
     if name not in MODELS:
         raise FaceparseError(f"unknown model '{name}': the shipped models are {', '.join(MODELS)}")
-    folder = WEIGHTS_DIR / name
+    folder = MODELS_DIR / name
     if not folder.is_dir():
         raise FaceparseError(f"model '{name}' is not shipped with this installation ({folder} is missing)")
     return folder

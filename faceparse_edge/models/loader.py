@@ -3,17 +3,18 @@ unless the model is torch weights).
 
 A backend maps a float32 NCHW batch to coarse NCHW logits and carries `name` (onnxruntime,
 openvino or torch), `info` (input size, normalisation, stored precision, model config) and
-`execution_precision`; see runtime/backends.py and, for torch weights, toolkit/evaluate.py.
+`execution_precision`; see runtime/backends.py and, for torch weights, toolkit/torch_backend.py.
 """
 
 from pathlib import Path
 
-from .errors import FaceparseError
-from .runtime.backends import check_execution_precision, open_backend
-from .weights import resolve_model
+from ..errors import FaceparseError
+from ..runtime.backends import check_execution_precision, open_backend
+from .registry import resolve_model
 
-TORCH_SUFFIXES = (".safetensors", ".pt")
 BACKENDS = ("auto", "onnxruntime", "openvino", "torch")
+# A model file's type -> the backend that runs it by default (the one place that reads a model's suffix).
+RUNS_BY_DEFAULT = {".onnx": "onnxruntime", ".xml": "openvino", ".safetensors": "torch", ".pt": "torch"}
 
 
 def open_model(model: str | Path | None = None, backend: str = "auto", precision: str = "f32", threads: int = 0,
@@ -32,19 +33,26 @@ def open_model(model: str | Path | None = None, backend: str = "auto", precision
     if backend not in BACKENDS:
         raise FaceparseError(f"unknown backend '{backend}'; choose from {', '.join(BACKENDS)}")
     path = resolve_model(model, None if backend == "torch" else backend)
-    if path.suffix.lower() not in TORCH_SUFFIXES:
-        if backend == "torch":
-            raise FaceparseError(f"the torch backend runs torch weights (.safetensors, .pt), not {path.name}")
-        return open_backend(path, backend, threads, precision, spin)
-    if backend not in ("auto", "torch"):
-        raise FaceparseError(f"{path} holds torch weights; {backend} runs exported models (.onnx, .xml): export it first")
+    if not path.is_file():
+        raise FaceparseError(f"model not found: {path}")
+    default = RUNS_BY_DEFAULT.get(path.suffix.lower())
+    if default is None:
+        raise FaceparseError(f"{path}: unsupported model format '{path.suffix}'; expected .onnx (ONNX Runtime), .xml "
+                             "(OpenVINO IR), or torch weights (.safetensors, .pt)")
+    runs = default if backend == "auto" else backend
+    if (runs == "torch") != (default == "torch"):
+        raise FaceparseError(f"{path} holds torch weights; {backend} runs exported models (.onnx, .xml): export it first"
+                             if default == "torch" else
+                             f"the torch backend runs torch weights (.safetensors, .pt), not {path.name}")
+    if runs != "torch":
+        return open_backend(path, runs, threads, precision, spin)
     check_execution_precision(precision, "torch", [])
     try:
         import torch
 
-        from .toolkit.checkpoint import load_model
-        from .toolkit.evaluate import TorchBackend
-        from .toolkit.train import resolve_device
+        from ..toolkit.checkpoint import load_model
+        from ..toolkit.torch_backend import TorchBackend
+        from ..toolkit.train import resolve_device
     except ImportError:
         raise FaceparseError(f"{path} holds torch weights, which need torch (pip install 'faceparse-edge[train]'); "
                              "the runtime runs exported models (.onnx, .xml)") from None

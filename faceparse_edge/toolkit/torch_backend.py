@@ -1,10 +1,10 @@
-"""Evaluating a torch model on a dataset directory."""
+"""A torch model run like an exported one (open_model's torch backend), and scored on a dataset (training's val)."""
 
 import numpy as np
 import torch
 
 from ..evaluation import evaluate_backend
-from .data import list_samples, load_pair
+from .samples import list_samples, load_pair
 from .model import FaceParser
 
 
@@ -27,7 +27,7 @@ class TorchBackend:
         return self.model.coarse_logits(torch.from_numpy(batch).to(self.device)).float().cpu().numpy()
 
 
-def evaluate_model(model: FaceParser, data: str, split: str | None, tta: bool, device: str = "cpu",
+def evaluate_torch(model: FaceParser, data: str, split: str | None, tta: bool, device: str = "cpu",
                    samples=None, show_progress: bool = True, description: str = "evaluate"):
     samples = samples if samples is not None else list_samples(data, split)
     c = model.config

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ..progress import progress_bar
 from .augment import Augmenter
-from .data import fix_left_right, load_pair, resize_pair
+from .samples import fix_left_right, load_pair, resize_pair
 
 CACHE_CHOICES = ("auto", "ram", "none")
 CACHE_AUTO_BYTES = 2 << 30  # `auto` caches a set whose resized images and masks take less than this

@@ -19,13 +19,44 @@ from ..fileio import atomic_path, write_text_atomic
 from ..runtime.backends import model_size_mb
 from ..sysinfo import describe
 from ..tables import markdown_table
-from ..weights import EXPORT_FILES
+from ..models import EXPORT_FILES
 
 FORMATS = (  # name, precision, file relative to the models folder (None: the torch model)
     ("PyTorch eager", "fp32", None),
     *((name, "int8" if int8 else "fp32", EXPORT_FILES[runtime, int8])
       for runtime, name in (("onnxruntime", "ONNX Runtime"), ("openvino", "OpenVINO")) for int8 in (False, True)),
 )
+
+
+def run_benchmark(model_names: list[str], models_dir: Path | None, data, split: str | None, threads: int, runs: int,
+                  rounds: int, executions: tuple, out_dir: Path | None) -> tuple[list[dict], dict, list[Path]]:
+    """The `benchmark` command: every format of each model (a shipped name, or torch weights whose exports are in
+    `models_dir`) measured in one run; the rows, the machine and the files saved (default folder:
+    benchmarks/results/<this CPU's kind>)."""
+    from ..fileio import check_outputs
+    from ..models import is_short_name, model_dir, resolve_model
+    from ..sysinfo import cpu_class, cpu_times, machine_info
+    from ..toolkit.samples import resolve_split
+
+    out_dir = out_dir or Path("benchmarks/results") / cpu_class()
+    models = []
+    for name in model_names:
+        if is_short_name(name):
+            models.append((name, resolve_model(name), model_dir(name)))
+        elif models_dir is None:
+            raise FaceparseError(f"--model {name} is a file: give --models, the folder of its exported models")
+        else:
+            models.append((Path(name).stem, resolve_model(name), models_dir))
+    check_outputs([m[1] for m in models], folders=[out_dir])
+    split = resolve_split(data, split)
+    start = cpu_times()
+    rows = benchmark(models, str(data), split, threads, runs, rounds, executions=executions)
+    machine = machine_info(threads, since=start)
+    note = (f"Latency: batch 1 at the model's input size, after 10 warm-up runs, {rounds} interleaved rounds of "
+            f"{runs} runs per format; FPS = 1000 / p50; speed-up = eager p50 / p50, same run. "
+            f"mIoU on {data} [{split or 'all'}] at 512x512 ground truth, no TTA. Execution: the floating-point "
+            f"precision the backend ran (OpenVINO INFERENCE_PRECISION_HINT, read back after compiling).")
+    return rows, machine, save_results(rows, out_dir, machine, note)
 
 
 def _rows_to_run(executions) -> list[tuple]:
@@ -56,7 +87,7 @@ def benchmark(models: list[tuple[str, Path, Path]], data: str, split: str | None
     from ..evaluation import evaluate_backend
     from ..models import open_model
     from ..runtime.backends import check_execution_precision, openvino_capabilities
-    from ..toolkit.data import list_samples, load_pair
+    from ..toolkit.samples import list_samples, load_pair
 
     samples = list_samples(data, split)[:eval_images]
     rows, runners = [], []
