@@ -46,7 +46,8 @@ def runtime_vs_evaluate(model, data) -> dict:
     info = pipeline.info
     expected, _ = evaluate_backend(pipeline.backend, samples, load_pair, info.input_size, info.mean, info.std,
                                    tta=True, show_progress=False)
-    return {"runtime_miou": round(metrics.result()["miou"], 3), "evaluate_miou": round(expected["miou"], 3)}
+    return {"runtime_miou": round(metrics.result()["miou"], 3), "evaluate_miou": round(expected["miou"], 3),
+            "per_class_iou": metrics.result()["per_class_iou"]}
 
 
 def aligned_accuracy(model, data, detectors=("retinaface", "yunet"), angles=(0, 15, 30)) -> list[dict]:
@@ -75,8 +76,9 @@ def aligned_accuracy(model, data, detectors=("retinaface", "yunet"), angles=(0, 
                     scored = truth != 255
                     metrics.update(result.labels[scored], truth[scored])
                 row[f"{name}_miou"], row[f"{name}_found"] = round(metrics.result()["miou"], 2), found
+                row[f"{name}_per_class_iou"] = metrics.result()["per_class_iou"]
             rows.append(row)
-            print(row, flush=True)
+            print({k: v for k, v in row.items() if not k.endswith("per_class_iou")}, flush=True)
     return rows
 
 
@@ -233,6 +235,13 @@ def main():
            markdown_table(("detector", "turned by", "landmarks: mIoU", "faces found", "box: mIoU", "faces found"),
                           ((r["detector"], f"{r['angle']} deg", r["landmarks_miou"], f"{r['landmarks_found']}/100",
                             r["box_miou"], f"{r['box_found']}/100") for r in turned))]
+    upright = turned[0]  # the default detector, not turned: where its loss against --no-detect lies
+    classes = [c for c, v in parity["per_class_iou"].items() if v is not None and upright["landmarks_per_class_iou"][c] is not None]
+    md += [f"\nPer class, {upright['detector']} landmarks upright against --no-detect (IoU %; most lost first):\n",
+           markdown_table(("class", "--no-detect", upright["detector"], "change"),
+                          ((c, f"{parity['per_class_iou'][c]:.2f}", f"{upright['landmarks_per_class_iou'][c]:.2f}",
+                            f"{upright['landmarks_per_class_iou'][c] - parity['per_class_iou'][c]:+.2f}")
+                           for c in sorted(classes, key=lambda c: upright["landmarks_per_class_iou"][c] - parity["per_class_iou"][c])))]
     save(RESULTS / "runtime", "\n".join(md), {"machine": machine, "rows": rows, "flicker_reduction": reductions,
                                          "accuracy": parity, "steadiness": steady_rows, "aligned_accuracy": turned})
 
