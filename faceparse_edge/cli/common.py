@@ -15,9 +15,6 @@ from ..progress import console
 from ..runtime.backends import EXECUTION_PRECISIONS
 from ..toolkit.settings import DEFAULTS, SIZE_MULTIPLE, TRAIN_SETTINGS
 
-# INT8 mIoU is flat from 8 calibration images on (benchmarks/results/avx2/int8_calibration_size.md); 32 is the
-# smallest stratified pick that holds 4 images of each rare class.
-DEFAULT_CALIBRATION_SIZE = 32
 MAX_THREADS = 256  # more threads than any CPU here has; ONNX Runtime hangs creating 100,000
 
 app = typer.Typer(help="faceparse-edge: a small CelebAMask-HQ face parser for edge devices.", no_args_is_help=True,

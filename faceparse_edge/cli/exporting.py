@@ -7,11 +7,12 @@ from typing import Optional
 import typer
 
 from ..errors import FaceparseError
+from ..export.calibration import DEFAULT_CALIBRATION_SIZE
 from ..export.quantize import CALIBRATION_PERCENTILE
 from ..fileio import check_outputs
 from ..models import DEFAULT_MODEL, resolve_model
 from ..progress import console
-from .common import (DEFAULT_CALIBRATION_SIZE, MAX_THREADS, DataOpt, ImgszOpt, JsonOpt, ModelOpt, Precision, SplitOpt,
+from .common import (MAX_THREADS, DataOpt, ImgszOpt, JsonOpt, ModelOpt, Precision, SplitOpt,
                      ThreadsOpt, app, fmt, out, print_table, write_json)
 
 

@@ -8,11 +8,10 @@ import torch
 
 from ..errors import FaceparseError
 from ..fileio import read_image, staging_dir
-from ..models import open_model
+from ..models import EXPORT_FILES, open_model
 from ..parsing import preprocess
 from ..runtime.backends import model_size_mb
-from ..models import EXPORT_FILES
-from .calibration import calibration_batches, pick_stratified, read_manifest
+from .calibration import DEFAULT_CALIBRATION_SIZE, calibration_batches, pick_stratified, read_manifest
 from .onnx_export import export_onnx
 from .quantize import CALIBRATION_PERCENTILE, quantize_onnx, resolve_int8_target, quantize_openvino, to_openvino
 
@@ -33,7 +32,7 @@ def parity(model, path: Path, batch: np.ndarray) -> dict:
 
 
 def export(weights, fmt: str, int8: bool, data: str, out_dir: Path, imgsz: int | None = None,
-           calib_size: int = 32, manifest: Path | None = None, max_drop: float | None = None,
+           calib_size: int = DEFAULT_CALIBRATION_SIZE, manifest: Path | None = None, max_drop: float | None = None,
            val_split: str | None = None, calib_split: str | None = None, seed: int = 0,
            int8_target: str = "auto", calib_percentile: float = CALIBRATION_PERCENTILE) -> list[dict]:
     """Export and check; returns one row per written model. Models are written to `out_dir` only

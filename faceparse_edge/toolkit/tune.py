@@ -19,7 +19,7 @@ from ..fileio import atomic_path, write_text_atomic
 from ..progress import console
 from .model import PRESETS, ModelConfig
 from .run_config import architecture, plan_run, read_settings, resolved, train_run, with_data_stats, write_settings
-from .settings import DEFAULTS, PARAM_BUDGET
+from .settings import DEFAULTS
 from .train import Diverged
 
 # The search space: the architecture, augmentation limits, optimiser, schedule and loss weights.
@@ -49,14 +49,13 @@ NOT_TUNABLE = {"data", "out_dir", "device", "workers", "cache", "train_split", "
 PRUNERS = ("median", "hyperband", "none")
 
 
-def tune(data, config: Path | None = None, space: Path | None = None, n_trials: int = 20, timeout: float | None = None,
-         epochs: int = 8, imgsz: int = 128, budget: int = PARAM_BUDGET, study_name: str = "faceparse-edge",
-         storage: str | None = None, out_dir: Path = Path("runs/tune"), pruner: str = "median", startup_trials: int = 5,
-         seed: int | None = None, workers: int | None = None) -> dict:
-    """The `tune` command: join (or create) a study, run trials in this process until it holds `n_trials`, and
-    write the results. Trials start from the training defaults, then `config`'s settings, at the proxy budget
-    (`epochs`, `imgsz`); best.yaml gets the full run's epochs and size. Returns save_results' summary and
-    every trial's row."""
+def tune(data, config: Path | None, space: Path | None, n_trials: int, timeout: float | None, epochs: int, imgsz: int,
+         budget: int, study_name: str, storage: str | None, out_dir: Path, pruner: str, startup_trials: int,
+         seed: int | None, workers: int | None) -> dict:
+    """The `tune` command (its options, with their defaults and meanings, are this function's arguments): join (or
+    create) a study, run trials in this process until it holds `n_trials`, and write the results. Trials start
+    from the training defaults, then `config`'s settings, at the proxy budget (`epochs`, `imgsz`); best.yaml gets
+    the full run's epochs and size. Returns save_results' summary and every trial's row."""
     settings = {**DEFAULTS, **(read_settings(config, known=set(DEFAULTS)) if config else {})}
     preset = PRESETS.get(settings["preset"])  # (an unknown preset fails in the first trial)
     full = {"epochs": settings["epochs"], "imgsz": settings["imgsz"] or (preset.input_size if preset else None)}
