@@ -23,12 +23,13 @@ def _stream(parser, source, out_file, json_file, show, **options) -> dict:
     """Run a video or camera through the parser; print the summary line and write the JSON."""
     from ..runtime.video import run_stream
 
-    s = run_stream(parser, source, out_file, show=show, **options)
+    s = run_stream(parser, source, out_file, show=show, measure_flicker=json_file is not None, **options)
     one_face = s["fps_by_faces"].get("1")
+    flicker = f"; flicker {s['flicker']}" if s["flicker"] is not None else ""  # measured for --json
     out.print(f"{s['frames']} frames ({s['bad_frames']} unreadable), detector {s['detector']}, at {s['fps']:.1f} FPS "
               f"end to end" + (f" ({one_face:.1f} on the frames with one face)" if one_face else "") + "; ms/frame: "
               + "  ".join(f"{k} {v:.1f}" for k, v in s["ms"].items()) + f" (model {s['model_fraction']:.0%} of the "
-              f"time); faces/frame {s['faces_per_frame']:.2f}; flicker {s['flicker']}")
+              f"time); faces/frame {s['faces_per_frame']:.2f}{flicker}")
     if s["out"]:
         out.print(f"wrote {s['out']}")
     write_json(json_file, s)

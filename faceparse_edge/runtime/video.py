@@ -118,8 +118,10 @@ class Frames:
 
 
 def run_stream(pipeline: Parser, source, out_path: Path | None = None, show: bool = False,
-               is_camera: bool = False, max_frames: int | None = None) -> dict:
+               is_camera: bool = False, max_frames: int | None = None, measure_flicker: bool = False) -> dict:
     """Parse every frame of a capture; returns the run summary. `q`, Ctrl-C or SIGTERM stop cleanly.
+
+    `measure_flicker`: also measure the labels' flicker (a metric that costs CPU beside the parsing; None if off).
 
     The annotated video is finalised and checked, or not written at all. Frames that cannot be
     decoded are skipped and counted; a file whose frames stop before its frame count says
@@ -134,7 +136,7 @@ def run_stream(pipeline: Parser, source, out_path: Path | None = None, show: boo
         with atomic_path(out_path) if out_path is not None else contextlib.nullcontext() as tmp:
             writer = _Writer(out_path, tmp, fps_in) if out_path is not None else None
             try:
-                stats = _parse_frames(pipeline, frames_in, writer, show, max_frames)
+                stats = _parse_frames(pipeline, frames_in, writer, show, max_frames, measure_flicker)
             finally:
                 if show:
                     cv2.destroyAllWindows()
@@ -163,7 +165,7 @@ def run_stream(pipeline: Parser, source, out_path: Path | None = None, show: boo
     }
 
 
-def _parse_frames(pipeline, frames_in: Frames, writer, show, max_frames) -> dict:
+def _parse_frames(pipeline, frames_in: Frames, writer, show, max_frames, measure_flicker) -> dict:
     """The frame loop of `run_stream`: counts, per-stage times and flicker."""
     window = "faceparse-edge"
     sums = dict.fromkeys(STAGES, 0.0)
@@ -184,7 +186,7 @@ def _parse_frames(pipeline, frames_in: Frames, writer, show, max_frames) -> dict
         sums["write"] += (time.perf_counter() - t1) * 1000
         return drawn
 
-    def measure_flicker(previous, result):
+    def add_flicker(previous, result):
         if (value := flicker(previous, result)) is not None:
             flickers.append(value)
 
@@ -220,7 +222,8 @@ def _parse_frames(pipeline, frames_in: Frames, writer, show, max_frames) -> dict
                         break
                 elif writer is not None:
                     background.submit(present, frame, result, hud)
-                background.submit(measure_flicker, previous, result)
+                if measure_flicker:
+                    background.submit(add_flicker, previous, result)
                 for k in PIPELINE_STAGES:
                     sums[k] += timings[k]
                 sums["decode"] += t_decode
