@@ -281,17 +281,18 @@ def test_train_run_is_the_train_command_as_a_function(tiny_dataset, tmp_path):
     import yaml
 
     from faceparse_edge.toolkit.run_config import train_run
+    from faceparse_edge.toolkit.settings import DEFAULTS
 
     run = tmp_path / "run"
     settings = {"data": str(tiny_dataset), "out_dir": str(run), "epochs": 1, "batch": 2, "imgsz": 32, "width": "0.5",
                 "aspp_channels": 16, "decoder_channels": 16, "low_level_channels": 8}
     summary = train_run(settings)
     saved = yaml.safe_load((run / "config.yaml").read_text())
-    assert saved["epochs"] == 1 and saved["lr"] == 3e-3 and saved["preset"] == "edge"  # given, and defaults
+    assert saved["epochs"] == 1 and saved["lr"] == DEFAULTS["lr"] and saved["preset"] == DEFAULTS["preset"]  # defaults
     assert load_model(run / "best.safetensors").config.aspp_channels == 16 and "best_miou" in summary
     before = (run / "config.yaml").read_text()
     with pytest.raises(FaceparseError, match="already holds a run"):
         train_run({**settings, "lr": 1e-2})
     assert (run / "config.yaml").read_text() == before
-    with pytest.raises(FaceparseError, match="unknown settings in settings: batch_size"):
+    with pytest.raises(FaceparseError, match="unknown training settings: batch_size "):
         train_run({**settings, "batch_size": 4})

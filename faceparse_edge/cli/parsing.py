@@ -71,7 +71,7 @@ def webcam(
     """Live face parsing from a webcam; q or Ctrl-C stops and finalises the saved file."""
     check_outputs([resolve_model(model_name, backend)], [out_file, json_file])
     parser = _parser(model_name, backend, threads, tta, True, precision, detector, detect_every, smoothing)
-    _stream(parser, camera, out_file, json_file, show, is_camera=True, max_frames=max_frames)
+    _stream(parser, camera, out_file, json_file, show, max_frames=max_frames)
 
 
 @app.command()

@@ -119,9 +119,10 @@ def quantize_openvino(fp32_xml: Path, out_xml: Path, calibration: Sequence[np.nd
     """NNCF post-training INT8; with `max_drop`, accuracy control keeps the mIoU on the
     labelled `validation` samples within max_drop points of FP32, scored as `evaluate` scores."""
     import nncf
-    import openvino as ov
 
-    model = ov.Core().read_model(str(fp32_xml))
+    from ..runtime.backends import openvino_model
+
+    model = openvino_model(str(fp32_xml), fp32_xml)
     config = model.get_rt_info(["faceparse_edge", "config"]).astype(str)
     calib = nncf.Dataset(list(calibration))
     if max_drop is None:

@@ -6,6 +6,7 @@ classes) in its metadata, so a model file alone is enough to run it.
 
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,7 @@ from ..errors import FaceparseError, first_line
 
 CONFIG_KEY = "faceparse_edge.config"
 PRECISION_KEY = "faceparse_edge.precision"
-BACKENDS = ("onnxruntime", "openvino")
-READS = {"onnxruntime": (".onnx",), "openvino": (".xml", ".onnx")}  # the model files each backend opens
+READS = {"onnxruntime": (".onnx",), "openvino": (".xml", ".onnx")}  # each backend: the model files it opens
 # Floating-point execution precision. f32 is the default on every CPU: OpenVINO would otherwise
 # pick bf16 by itself on CPUs that have it (issue 9 reports a max logit diff of 0.27 against ONNX
 # Runtime on the shipped model there).
@@ -24,11 +24,17 @@ EXECUTION_PRECISIONS = ("f32", "bf16", "f16")
 _CAPABILITY = {"bf16": "BF16", "f16": "FP16"}  # OpenVINO CPU OPTIMIZATION_CAPABILITIES names
 
 
-def openvino_capabilities() -> list[str]:
-    """OpenVINO's CPU OPTIMIZATION_CAPABILITIES: 'BF16' / 'FP16' where the CPU runs them natively."""
+@lru_cache(maxsize=1)
+def openvino_core():
+    """The process's one OpenVINO Core (reading, compiling and querying the CPU all go through it)."""
     import openvino as ov
 
-    return list(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    return ov.Core()
+
+
+def openvino_capabilities() -> list[str]:
+    """OpenVINO's CPU OPTIMIZATION_CAPABILITIES: 'BF16' / 'FP16' where the CPU runs them natively."""
+    return list(openvino_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
 
 
 def check_execution_precision(requested: str, backend: str, capabilities) -> None:
@@ -112,23 +118,19 @@ def onnxruntime_session(model: str | bytes, threads: int, name, spin: bool = Tru
 
 def openvino_model(model: str | bytes, name):
     """OpenVINO's reading of a model file (IR or ONNX) or of ONNX bytes."""
-    import openvino as ov
-
     try:
-        return ov.Core().read_model(model, b"") if isinstance(model, bytes) else ov.Core().read_model(model)
+        return openvino_core().read_model(model, b"") if isinstance(model, bytes) else openvino_core().read_model(model)
     except Exception as exc:  # openvino raises RuntimeError subclasses with long messages
         raise FaceparseError(f"cannot load OpenVINO model {name}: {first_line(exc)}") from None
 
 
 def openvino_compiled(model, threads: int, precision: str, name):
     """`model` compiled for the CPU in the execution precision asked for, or a one-line error."""
-    import openvino as ov
-
     check_execution_precision(precision, "openvino", openvino_capabilities())
     config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": precision}
     if threads:
         config["INFERENCE_NUM_THREADS"] = threads
-    compiled = ov.Core().compile_model(model, "CPU", config)
+    compiled = openvino_core().compile_model(model, "CPU", config)
     ran = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
     if ran != precision:
         raise FaceparseError(f"OpenVINO compiled {name} for {ran}, not the {precision} asked for")
@@ -203,17 +205,14 @@ def model_size_mb(path: str | Path) -> float:
 
 
 def open_backend(path: str | Path, backend: str, threads: int = 0, precision: str = "f32", spin: bool = True):
-    """Load a model file with the named backend (onnxruntime or openvino); open_model picks it.
+    """Load a model file with the named backend (onnxruntime or openvino); open_model, the one caller, picks it
+    and checks that the file exists.
 
     `precision` is the floating-point execution precision (the parts of an INT8 model that
     stay in floating point follow it too); f32 unless a reduced one is asked for. `spin=False`
     lets ONNX Runtime's threads sleep between calls (see `onnxruntime_session`; ONNX Runtime only).
     """
     path = Path(path)
-    if backend not in BACKENDS:
-        raise FaceparseError(f"unknown backend '{backend}'; choose from {', '.join(BACKENDS)}")
-    if not path.is_file():
-        raise FaceparseError(f"model not found: {path}")
     if path.suffix.lower() not in READS[backend]:
         raise FaceparseError(f"{backend} cannot read {path}: it reads {' and '.join(READS[backend])} files")
     if backend == "onnxruntime":

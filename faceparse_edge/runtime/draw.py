@@ -12,6 +12,7 @@ PALETTE_BGR = np.ascontiguousarray(PALETTE[:, ::-1])
 PALETTE_LUT = np.zeros((1, 256, 3), np.uint8)  # class id -> BGR colour, for cv2.LUT
 PALETTE_LUT[0, : len(PALETTE_BGR)] = PALETTE_BGR
 FONT = cv2.FONT_HERSHEY_SIMPLEX
+LEGEND_WIDTH = 92  # pixels, at the frame's top right
 
 
 def overlay(frame_bgr: np.ndarray, labels: np.ndarray, faces, hud: list[str] | None = None, alpha: float = 0.5,
@@ -59,8 +60,6 @@ def _legend(img, classes):
     roi = img[: paint.shape[0], x0:]
     roi[:] = (roi * keep + paint + 0.5).astype(np.uint8)
 
-
-LEGEND_WIDTH = 92
 
 
 @lru_cache(maxsize=64)

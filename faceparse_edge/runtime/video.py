@@ -118,8 +118,9 @@ class Frames:
 
 
 def run_stream(pipeline: Parser, source, out_path: Path | None = None, show: bool = False,
-               is_camera: bool = False, max_frames: int | None = None, measure_flicker: bool = False) -> dict:
-    """Parse every frame of a capture; returns the run summary. `q`, Ctrl-C or SIGTERM stop cleanly.
+               max_frames: int | None = None, measure_flicker: bool = False) -> dict:
+    """Parse every frame of a capture (a file, a stream URL, or a camera index as an int); returns the run
+    summary. `q`, Ctrl-C or SIGTERM stop cleanly.
 
     `measure_flicker`: also measure the labels' flicker (a metric that costs CPU beside the parsing; None if off).
 
@@ -129,7 +130,7 @@ def run_stream(pipeline: Parser, source, out_path: Path | None = None, show: boo
     """
     if show and sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         raise FaceparseError("no display available to show the video (DISPLAY is not set); use --no-show")
-    frames_in = Frames(int(source) if is_camera else source)
+    frames_in = Frames(source)
     name, total, fps_in = frames_in.name, frames_in.total, frames_in.fps
     try:
         pipeline.reset()

@@ -132,16 +132,16 @@ def plan_run(settings: dict) -> tuple[TrainConfig, ModelConfig, int]:
     return cfg, config, params
 
 
-def train_run(settings: dict, on_epoch=None, stats: ModelConfig | None = None) -> dict:
+def train_run(settings: dict, on_epoch=None, stats: ModelConfig | None = None, plan: tuple | None = None) -> dict:
     """Train a model from scratch (or from --init weights): the `train` command as a function.
 
-    `settings`: names as in settings.TRAIN_SETTINGS, the rest at their defaults; `stats`: a config holding
-    the training images' mean/std where they are known already (tune), else they are measured. Writes
-    `config.yaml` into the run folder (rank 0), then trains; returns the run's summary. `on_epoch(epoch,
-    val_miou)` is called after every epoch.
+    `settings`: names as in settings.TRAIN_SETTINGS, the rest at their defaults. Where the caller has them
+    already (tune): `stats`, a config holding the training images' mean/std (else they are measured), and
+    `plan`, plan_run's result for these settings. Writes `config.yaml` into the run folder (rank 0), then
+    trains; returns the run's summary. `on_epoch(epoch, val_miou)` is called after every epoch.
     """
     settings = with_defaults(settings)
-    cfg, config, _ = plan_run(settings)
+    cfg, config, _ = plan or plan_run(settings)
     check_new_run(Path(cfg.out))
     stats = stats or with_data_stats(config, cfg.data, cfg.train_split)
     config = replace(config, mean=stats.mean, std=stats.std)

@@ -103,10 +103,10 @@ TRAIN_SETTINGS = (
 DEFAULTS = {s.name: s.default for s in TRAIN_SETTINGS}
 
 
-def with_defaults(settings: dict, source: str = "settings") -> dict:
+def with_defaults(settings: dict) -> dict:
     """Every training setting: the given ones (names as in TRAIN_SETTINGS, '-' or '_'), the rest at their defaults."""
     given = {key.replace("-", "_"): value for key, value in settings.items()}
     unknown = sorted(set(given) - set(DEFAULTS))
     if unknown:
-        raise FaceparseError(f"unknown settings in {source}: {', '.join(unknown)}")
+        raise FaceparseError(f"unknown training settings: {', '.join(unknown)} (see faceparse_edge/toolkit/settings.py)")
     return {**DEFAULTS, **given}

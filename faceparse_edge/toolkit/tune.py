@@ -158,12 +158,12 @@ def run_worker(study, space: dict, base: dict, out_dir: Path, n_trials: int, tim
                     "out_dir": str(out_dir / "trials" / f"{trial.number:04d}")}
         trial.set_user_attr("worker", worker)
         try:
-            params = plan_run(settings)[2]
+            plan = plan_run(settings)
         except FaceparseError as exc:
             trial.set_user_attr("rejected", str(exc))
             console.print(f"trial {trial.number} rejected before training: {exc}")
             raise Rejected(str(exc)) from None
-        trial.set_user_attr("params", params)
+        trial.set_user_attr("params", plan[2])
 
         def report(epoch: int, miou: float) -> None:
             trial.report(miou, epoch)
@@ -171,7 +171,7 @@ def run_worker(study, space: dict, base: dict, out_dir: Path, n_trials: int, tim
                 raise optuna.TrialPruned(f"val mIoU {miou:.2f} after epoch {epoch}")
 
         try:
-            return train_run(settings, on_epoch=report, stats=stats)["best_miou"]
+            return train_run(settings, on_epoch=report, stats=stats, plan=plan)["best_miou"]
         except Diverged as exc:  # this trial's settings, not the study's: the search goes on
             trial.set_user_attr("rejected", str(exc))
             raise
