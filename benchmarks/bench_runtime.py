@@ -7,7 +7,8 @@ TTA on, at several smoothing weights, several times each; reports median FPS ove
 frames and over the frames with one face, per-stage milliseconds, and flicker (raw and
 motion-compensated, in an untimed pass). Then the photos held still and moved along a
 known path (faceparse_edge/runtime/steadiness.py), and val mIoU through the detect-and-align path on
-upright and turned val images. Writes benchmarks/results/<avx2|vnni|amx>/runtime.{md,json}.
+upright and turned val images, beside the exact crop's and what a given framing error costs.
+Writes benchmarks/results/<avx2|vnni|amx>/runtime.{md,json}.
 """
 
 import argparse
