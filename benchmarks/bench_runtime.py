@@ -77,7 +77,7 @@ def through_detection(pipeline: Parser, pairs, angle: float, move: np.ndarray | 
     """Val mIoU through detection, cropping and pasting, the faces found and the crops' mean corner error.
 
     With `move` (3x3, unit crop coordinates), every face is cropped with the exact crop moved by it
-    instead of the crop rule's. Corner error: the mean absolute corner coordinate error as a share of the
+    instead of the crop rule's (the pipeline's rule is replaced). Corner error: the mean absolute corner coordinate error as a share of the
     crop's side. Labels outside the face's crop count as background.
     """
     metrics, found, errors = SegmentationMetrics(), 0, []
@@ -95,10 +95,9 @@ def through_detection(pipeline: Parser, pairs, angle: float, move: np.ndarray | 
             "corner_error": round(float(np.mean(errors)), 4) if errors else None}
 
 
-def aligned_accuracy(model, data, detectors=("retinaface", "yunet"), angles=(0, 15, 30)) -> list[dict]:
+def aligned_accuracy(model, pairs, detectors=("retinaface", "yunet"), angles=(0, 15, 30)) -> list[dict]:
     """Val mIoU through detection and cropping (flip TTA) on upright and turned val images: with the
     landmark alignment, with box-only squares, and with the exact crop (what a perfect detector would give)."""
-    pairs = [load_pair(s) for s in list_samples(data, "val")]
     rows = []
     for detector in detectors:
         rule = CropRule.load(rule_file(detector))
@@ -115,14 +114,13 @@ def aligned_accuracy(model, data, detectors=("retinaface", "yunet"), angles=(0, 
     return rows
 
 
-def framing_cost(model, data, errors=(0.0025, 0.005, 0.01, 0.02)) -> list[dict]:
+def framing_cost(model, pairs, errors=(0.0025, 0.005, 0.01, 0.02)) -> list[dict]:
     """Upright val mIoU with the exact crop moved ten ways by each corner error e: shifted by 2e along
     either axis (four moves), by e along both (four), and scaled by 1 +- 2e about its centre (two).
 
     How much of the parse's accuracy a detector's framing error costs, whatever detector frames it,
     and how far small moves alone spread the score on 100 images.
     """
-    pairs = [load_pair(s) for s in list_samples(data, "val")]
     pipeline = Parser(model, tta=True, smoothing=0.0, detector="retinaface")  # finds the face; the crop is given
     rows = []
     for e in errors:
@@ -243,8 +241,9 @@ def main():
         })
         print(rows[-1], flush=True)
     steady_rows = steady(args.model, args.media, settings[:-1])
-    turned = aligned_accuracy(args.model, args.data)
-    framing = framing_cost(args.model, args.data)
+    val_pairs = [load_pair(s) for s in list_samples(args.data, "val")]
+    turned = aligned_accuracy(args.model, val_pairs)
+    framing = framing_cost(args.model, val_pairs)
     off = rows[-1]
     reductions = {r["setting"]: {k: round(off[k] / r[k], 2) for k in FLICKERS}
                   for r in rows[:-1]}

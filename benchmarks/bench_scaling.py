@@ -75,7 +75,6 @@ def memory(data: Path, cache: str) -> tuple[int, int]:
 
 def synthetic(root: Path, n: int) -> Path:
     """n generated 64 px image/mask pairs (a face disc, eyes, hair), no splits."""
-    sys.path.insert(0, str(REPO))
     from faceparse_edge.toolkit.synthetic import make_dataset
 
     return make_dataset(root, n=n, size=64)

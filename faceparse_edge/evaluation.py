@@ -4,7 +4,6 @@ from pathlib import Path
 from typing import Sequence
 
 from .errors import FaceparseError
-
 from .metrics import SegmentationMetrics
 from .parsing import Backend, parse_batch
 from .progress import progress_bar

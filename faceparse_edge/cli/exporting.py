@@ -19,7 +19,7 @@ from .common import (MAX_THREADS, DataOpt, ImgszOpt, JsonOpt, ModelOpt, Precisio
 @app.command()
 def export(
     model_name: Optional[str] = ModelOpt,
-    fmt: str = typer.Option("onnx", "--format", "-f", help="onnx or openvino."),
+    to_format: str = typer.Option("onnx", "--format", "-f", help="onnx or openvino."),
     int8: bool = typer.Option(False, "--int8", help="Also write an INT8 model (ONNX Runtime QDQ or NNCF)."),
     data: Path = typer.Option(..., help="Labelled dataset: parity images, calibration and (with --max-drop) validation."),
     imgsz: Optional[int] = ImgszOpt,
@@ -40,7 +40,7 @@ def export(
 
     weights = resolve_model(model_name)
     check_outputs([weights, manifest], [json_file], [out_dir])
-    rows = run_export(weights, fmt, int8, str(data), out_dir, imgsz, calib_size, manifest, max_drop,
+    rows = run_export(weights, to_format, int8, str(data), out_dir, imgsz, calib_size, manifest, max_drop,
                       int8_target=int8_target, calib_percentile=calib_percentile)
     print_table("export", ("format", "precision", "file", "size MB", "max |diff|", "agreement %"),
                 [(r["format"], r["precision"], r["path"], f"{r['size_mb']:.2f}", f"{r['max_abs_diff']:.2e}",

@@ -12,11 +12,12 @@ from .common import (BackendOpt, DetectEveryOpt, DetectOpt, DetectorOpt, JsonOpt
                      RuntimeModelOpt, ShowOpt, SmoothingOpt, ThreadsOpt, TtaOpt, app, out, write_json)
 
 
-def _parser(model_name, backend, threads, tta, detect, precision, detector, detect_every=1, smoothing=0.0):
+def _parser(model: Path, backend, threads, tta, detect, precision, detector, detect_every=1, smoothing=0.0):
+    """The runtime parser for a resolved model file (the commands resolve it once, to check their outputs too)."""
     from ..runtime.pipeline import Parser
 
-    return Parser(resolve_model(model_name, backend), backend, threads, tta, detect, detect_every, smoothing,
-                  precision=precision.value, detector=detector)
+    return Parser(model, backend, threads, tta, detect, detect_every, smoothing, precision=precision.value,
+                  detector=detector)
 
 
 def _stream(parser, source, out_file, json_file, show, **options) -> dict:
@@ -46,8 +47,9 @@ def video(
     json_file: Optional[Path] = JsonOpt,
 ):
     """Parse every face in a video file or stream; same frame count and rate out as in."""
-    check_outputs([source, resolve_model(model_name, backend)], [out_file, json_file])
-    parser = _parser(model_name, backend, threads, tta, detect, precision, detector, detect_every, smoothing)
+    model = resolve_model(model_name, backend)
+    check_outputs([source, model], [out_file, json_file])
+    parser = _parser(model, backend, threads, tta, detect, precision, detector, detect_every, smoothing)
     s = _stream(parser, source, out_file, json_file, show)
     kept = f"; {out_file} holds the {s['frames']} frames parsed" if out_file else ""
     if s["missing_frames"]:
@@ -69,8 +71,9 @@ def webcam(
     json_file: Optional[Path] = JsonOpt,
 ):
     """Live face parsing from a webcam; q or Ctrl-C stops and finalises the saved file."""
-    check_outputs([resolve_model(model_name, backend)], [out_file, json_file])
-    parser = _parser(model_name, backend, threads, tta, True, precision, detector, detect_every, smoothing)
+    model = resolve_model(model_name, backend)
+    check_outputs([model], [out_file, json_file])
+    parser = _parser(model, backend, threads, tta, True, precision, detector, detect_every, smoothing)
     _stream(parser, camera, out_file, json_file, show, max_frames=max_frames)
 
 
@@ -85,8 +88,9 @@ def image(
     """Parse faces in images: a palette label PNG (class ids, input resolution) and an overlay per input."""
     from ..runtime.images import parse_images, plan_outputs
 
-    plan = plan_outputs(inputs, out_dir, protect=[resolve_model(model_name, backend)], also_written=[json_file])
-    records, errors = parse_images(_parser(model_name, backend, threads, tta, detect, precision, detector), plan)
+    model = resolve_model(model_name, backend)
+    plan = plan_outputs(inputs, out_dir, protect=[model], also_written=[json_file])
+    records, errors = parse_images(_parser(model, backend, threads, tta, detect, precision, detector), plan)
     for r in records:
         out.print(f"{r['input']}: {len(r['faces'])} face(s) ({r['detector']} detector) -> {r['labels']}, {r['overlay']}")
     write_json(json_file, records)

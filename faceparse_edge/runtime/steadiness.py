@@ -1,7 +1,7 @@
 """Steady labels: the flicker measure, and where it is meaningful, a real photo held still and moved along a known path.
 
 flicker: the share of a tracked face's pixels whose label changes between consecutive frames
-        (`video` reports it for every run).
+        (`video --json` and the runtime benchmark report it).
 
 still:  the photo repeated, each frame with its own sensor noise (Gaussian, sigma 3 grey
         levels) and JPEG re-encoding, as a camera delivers a face that does not move. Every
