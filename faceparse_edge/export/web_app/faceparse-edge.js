@@ -1,0 +1,300 @@
+// faceparse-edge in the browser: the Python runtime's pipeline (runtime/pipeline.py) on ONNX Runtime Web.
+//
+//   import { Parser } from './faceparse-edge.js';
+//   const parser = await Parser.create({ tta: true, detectEvery: 5, executionProvider: 'wasm' });
+//   const { width, height, labels, faces } = await parser.parse(imageOrBitmapOrCanvas);   // one photo
+//   const result = await parser.parseFrame(video);   // consecutive frames: tracking and smoothing
+//
+// frame -> on a cut, forget all tracks -> move each tracked face with its optical flow -> detect faces
+// (every few frames) and match them to tracks -> align each face by its landmarks as CelebA-HQ did ->
+// parse the crops in one batch (with their mirror images for flip TTA) -> blend each face's probabilities
+// with its previous ones, moved along the flow -> turn the labels back into the frame.
+
+import * as ort from './ort/ort.all.min.mjs';
+import { corners, fitSimilarity, footprint, frameVector, labelsInFrame, relative, rotated, side, square,
+         warpCrop } from './geometry.js';
+import { RetinaFace } from './detector.js';
+import { FaceTracker } from './tracker.js';
+import { cropFlow, faceShift, isCut, toGray, warpProbs } from './motion.js';
+import { labelPng } from './png.js';
+import { drawOverlay } from './draw.js';
+
+export { drawOverlay, labelPng, ort };
+export const STAGES = ['track', 'detect', 'crop', 'preprocess', 'model', 'tta', 'smooth', 'paste'];
+// The smallest module using a SIMD instruction (wasm-feature-detect's test): ONNX Runtime Web needs SIMD.
+const SIMD_TEST = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0,
+                                  253, 15, 253, 98, 11]);
+
+export function hasWasmSimd() {
+  return typeof WebAssembly === 'object' && WebAssembly.validate(SIMD_TEST);
+}
+
+/** Pixels of an image element, ImageBitmap, canvas, video, VideoFrame or ImageData as {data (RGBA), width, height, channels}. */
+export function pixelsOf(source) {
+  if (source instanceof ImageData) return { data: source.data, width: source.width, height: source.height, channels: 4 };
+  const width = source.naturalWidth || source.videoWidth || source.displayWidth || source.width;
+  const height = source.naturalHeight || source.videoHeight || source.displayHeight || source.height;
+  if (!width || !height) throw new Error('the image has no pixels (not loaded, or not an image)');
+  const canvas = new OffscreenCanvas(width, height), ctx = canvas.getContext('2d', { willReadFrequently: true });
+  ctx.drawImage(source, 0, 0, width, height);
+  const { data } = ctx.getImageData(0, 0, width, height);
+  return { data, width, height, channels: 4 };
+}
+
+async function session(url, what, executionProvider) {
+  try {
+    return await ort.InferenceSession.create(url, { executionProviders: [executionProvider], graphOptimizationLevel: 'all' });
+  } catch (error) {
+    throw new Error(`cannot load the ${what} (${url}) on ${executionProvider}: ${String(error.message || error).split('\n')[0]}`);
+  }
+}
+
+export class Parser {
+  /** The site's parser. Options: tta (flip TTA), detectEvery (frames between detector runs), smoothing (weight
+   * of a still face's previous probabilities, 0 = off), executionProvider ('wasm' or 'webgpu'), threads (WASM
+   * threads, 0 = up to 4 where the page is cross-origin isolated), precision ('fp32' or 'int8' where the site
+   * has it), manifest (its URL; default: the site's). */
+  static async create(options = {}) {
+    if (!hasWasmSimd()) {
+      throw new Error('this browser lacks WebAssembly SIMD, which ONNX Runtime Web needs: use a current Chrome, Edge, Firefox or Safari');
+    }
+    const manifestUrl = new URL(options.manifest || 'manifest.json', import.meta.url);
+    let manifest;
+    try {
+      const response = await fetch(manifestUrl);
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      manifest = await response.json();
+    } catch (error) {
+      throw new Error(`cannot load the site's manifest ${manifestUrl}: ${error.message}`);
+    }
+    const executionProvider = options.executionProvider || 'wasm';
+    if (!['wasm', 'webgpu'].includes(executionProvider)) throw new Error(`unknown execution provider '${executionProvider}': wasm or webgpu`);
+    if (executionProvider === 'webgpu' && !navigator.gpu) throw new Error('this browser offers no WebGPU: use the wasm execution provider');
+    const precision = options.precision || 'fp32', file = manifest.model.files[precision];
+    if (!file) throw new Error(`this site has no ${precision} model (it has ${Object.keys(manifest.model.files).join(', ')})`);
+    const cores = navigator.hardwareConcurrency || 1;
+    ort.env.wasm.wasmPaths = new URL('./ort/', import.meta.url).href;
+    ort.env.wasm.numThreads = self.crossOriginIsolated ? (options.threads || Math.min(4, cores)) : 1;
+    ort.env.logLevel = 'error';
+    const base = new URL('.', manifestUrl);
+    const model = await session(new URL(file, base).href, `${precision} face parsing model`, executionProvider);
+    const detector = await session(new URL(manifest.detector.file, base).href, 'RetinaFace detector', executionProvider);
+    return new Parser(manifest, model, new RetinaFace(ort, detector, manifest.detector), { ...options, executionProvider, precision });
+  }
+
+  constructor(manifest, model, detector, options) {
+    const p = manifest.pipeline;
+    this.manifest = manifest;
+    this.model = model;
+    this.detector = detector;
+    this.tta = options.tta ?? p.tta;
+    this.detectEvery = Math.max(1, options.detectEvery ?? p.detect_every);
+    this.smoothing = options.smoothing ?? p.smoothing;
+    this.executionProvider = options.executionProvider;
+    this.precision = options.precision;
+    this.threads = options.executionProvider === 'wasm' ? ort.env.wasm.numThreads : 0;
+    this.size = manifest.model.input_size;
+    this.classes = manifest.classes.length;
+    this.reset();
+  }
+
+  /** Forget tracks and smoothed probabilities (a new video, or an unrelated image). */
+  reset() {
+    this.tracker = new FaceTracker(this.manifest.tracker);
+    this.frameIndex = 0;
+    this.previousGray = null;
+  }
+
+  /** One photo's faces and labels: {width, height, labels (class ids, 0 where no face is), faces, timings, image
+   * (the RGBA pixels parsed)}. */
+  async parse(source) {
+    this.reset();
+    return this.parseFrame(source);
+  }
+
+  /** The crop (frame -> unit crop coordinates) for a detected face: runtime/crop_rule.CropRule.transform. */
+  cropFor(box, landmarks) {
+    const { scale, dx, dy, template } = this.manifest.crop_rule;
+    const [x, y, w, h] = box, s = scale * h, cx = x + w / 2 + dx * h, cy = y + h / 2 + dy * h;
+    const byBox = square(cx - s / 2, cy - s / 2, s);
+    if (!landmarks || !template) return byBox;
+    const byLandmarks = fitSimilarity(landmarks, template), ratio = side(byLandmarks) / side(byBox);
+    // Landmarks of a face in profile crowd together: there the box sets size and place, the landmarks the rotation.
+    if (!(ratio > 0.75 && ratio < 1.33)) return rotated(byBox, Math.atan2(byLandmarks[3], byLandmarks[0]));
+    return byLandmarks;
+  }
+
+  /** Class probabilities (C x S x S each, S the model's output side) of RGBA crops at the model's input size. */
+  async parseCrops(crops, timings) {
+    const t0 = performance.now(), size = this.size, area = size * size, n = crops.length, batch = this.tta ? 2 * n : n;
+    const { mean, std } = this.manifest.model, input = new Float32Array(batch * 3 * area);
+    const scale = [0, 1, 2].map((c) => 1 / (255 * std[c])), shift = [0, 1, 2].map((c) => mean[c] / std[c]);
+    crops.forEach((crop, i) => {
+      for (let c = 0; c < 3; c++) {
+        const plane = input.subarray((i * 3 + c) * area, (i * 3 + c + 1) * area);
+        const mirror = this.tta ? input.subarray(((n + i) * 3 + c) * area, ((n + i) * 3 + c + 1) * area) : null;
+        for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) {
+          const v = crop.data[4 * (y * size + x) + c] * scale[c] - shift[c];
+          plane[y * size + x] = v;
+          if (mirror) mirror[y * size + size - 1 - x] = v;
+        }
+      }
+    });
+    const t1 = performance.now();
+    const feeds = { [this.model.inputNames[0]]: new ort.Tensor('float32', input, [batch, 3, size, size]) };
+    const output = (await this.model.run(feeds))[this.model.outputNames[0]];
+    const t2 = performance.now();
+    const [, classes, s] = output.dims, plane = s * s, logits = output.data, perm = this.manifest.flip_permutation;
+    const probs = softmax(logits, batch, classes, plane);
+    output.dispose?.();
+    const result = [];
+    for (let i = 0; i < n; i++) {
+      const p = probs.slice(i * classes * plane, (i + 1) * classes * plane);
+      if (this.tta) {  // the mirror's probabilities, unflipped: left/right classes swapped, columns reversed
+        const m = (n + i) * classes * plane;
+        for (let c = 0; c < classes; c++) {
+          const from = m + perm[c] * plane;
+          for (let y = 0; y < s; y++) for (let x = 0; x < s; x++) {
+            const o = c * plane + y * s + x;
+            p[o] = 0.5 * (p[o] + probs[from + y * s + s - 1 - x]);
+          }
+        }
+      }
+      result.push(p);
+    }
+    if (timings) {
+      timings.preprocess += t1 - t0;
+      timings.model += t2 - t1;
+      timings.tta += performance.now() - t2;
+    }
+    return { probs: result, side: s };
+  }
+
+  /** One frame's faces and labels, tracked from the previous frame's (runtime/pipeline.Parser.__call__). */
+  async parseFrame(source) {
+    const image = pixelsOf(source), { width: w, height: h } = image;
+    const timings = Object.fromEntries(STAGES.map((s) => [s, 0]));
+    const { motion, pipeline } = this.manifest;
+    let t0 = performance.now();
+    const gray = toGray(image);
+    if (this.previousGray && (this.previousGray.width !== w || this.previousGray.height !== h)) this.reset();
+    if (this.previousGray && isCut(this.previousGray, gray, motion)) {
+      this.tracker.tracks = [];  // a new shot: its faces are new tracks, detected now
+      this.frameIndex = 0;
+    }
+    const motions = this.followFaces(gray);
+    let t1 = performance.now();
+    timings.track = t1 - t0;
+    const detecting = this.frameIndex % this.detectEvery === 0;
+    if (detecting) {
+      this.tracker.update(await this.detector.detect(image));
+      timings.detect = performance.now() - t1;
+    }
+    this.previousGray = gray;
+    // Hidden faces (below) are parsed again only when the detector has just found them.
+    const tracks = this.tracker.tracks.filter((t) => detecting || t.crop);
+    this.frameIndex += 1;
+    const labels = new Uint8Array(w * h), faces = [];
+    if (tracks.length) {
+      t0 = performance.now();
+      const crops = tracks.map((t) => this.cropFor(t.box, t.landmarks));
+      const images = crops.map((m) => warpCrop(image, m, this.size));
+      timings.crop = performance.now() - t0;
+      const { probs, side: s } = await this.parseCrops(images, timings);
+      tracks.forEach((track, i) => {
+        const m = crops[i];
+        let p = probs[i];
+        t0 = performance.now();
+        if (this.smoothing && motions.has(track.id)) {  // parsed in the previous frame
+          const moved = motions.get(track.id);
+          const a = this.smoothing * Math.exp(-moved.change / motion.change_levels);  // a changed face follows its new parse
+          const previous = warpProbs(track.probs, this.classes, s, relative(track.crop, m), moved);
+          for (let k = 0; k < p.length; k++) p[k] = a * previous[k] + (1 - a) * p[k];
+        }
+        const region = footprint(m, h, w);
+        t1 = performance.now();
+        timings.smooth += t1 - t0;
+        // The parse must confirm the face: skin and a nose (skin only for one confirmed in the previous frame).
+        const cropLabels = argmax(p, this.classes, s * s);
+        if (!region || !looksLikeAFace(cropLabels, pipeline, track.crop === null)) {
+          if (track.probs && region) track.crop = null;  // confirmed before: hidden, its track kept
+          else this.tracker.tracks.splice(this.tracker.tracks.indexOf(track), 1);
+          return;
+        }
+        track.probs = p;
+        track.crop = m;
+        const faceLabels = labelsInFrame(logOf(p), cropLabels, this.classes, s, m, region);
+        const [x0, y0, x1, y1] = region, bw = x1 - x0;
+        const areas = {};
+        for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) {
+          const c = faceLabels[(y - y0) * bw + x - x0];
+          if (c) {
+            labels[y * w + x] = c;  // the face's pixels over earlier faces'
+            const name = this.manifest.classes[c];
+            areas[name] = (areas[name] || 0) + 1;
+          }
+        }
+        faces.push({ trackId: track.id, box: track.box.slice(), landmarks: track.landmarks && track.landmarks.map((q) => q.slice()),
+                     crop: corners(m), matrix: m, region, areas });
+        timings.paste += performance.now() - t1;
+      });
+    }
+    return { width: w, height: h, labels, faces, timings, image };
+  }
+
+  /** Move each parsed face's box and landmarks by its motion since the previous frame; track id -> motion. */
+  followFaces(gray) {
+    const motions = new Map();
+    if (!this.previousGray) return motions;
+    for (const track of this.tracker.tracks) {
+      if (!track.crop) continue;
+      const moved = cropFlow(this.previousGray, gray, track.crop, this.manifest.motion.flow_size);
+      motions.set(track.id, moved);
+      track.move(...frameVector(track.crop, faceShift(moved)));
+    }
+    return motions;
+  }
+
+  /** The label map of a parse as the palette PNG `faceparse-edge image` writes. */
+  labelPng(result) {
+    return labelPng(result.labels, result.width, result.height, this.manifest.palette);
+  }
+}
+
+function softmax(logits, batch, classes, plane) {
+  const out = new Float32Array(logits.length);
+  for (let b = 0; b < batch; b++) {
+    const base = b * classes * plane;
+    for (let i = 0; i < plane; i++) {
+      let max = -Infinity;
+      for (let c = 0; c < classes; c++) max = Math.max(max, logits[base + c * plane + i]);
+      let sum = 0;
+      for (let c = 0; c < classes; c++) sum += (out[base + c * plane + i] = Math.exp(logits[base + c * plane + i] - max));
+      for (let c = 0; c < classes; c++) out[base + c * plane + i] /= sum;
+    }
+  }
+  return out;
+}
+
+function argmax(probs, classes, plane) {
+  const out = new Uint8Array(plane);
+  for (let i = 0; i < plane; i++) {
+    let best = 0, value = probs[i];
+    for (let c = 1; c < classes; c++) if (probs[c * plane + i] > value) { value = probs[c * plane + i]; best = c; }
+    out[i] = best;
+  }
+  return out;
+}
+
+function logOf(probs) {
+  const out = new Float32Array(probs.length);
+  for (let i = 0; i < probs.length; i++) out[i] = Math.log(Math.max(probs[i], 1e-7));
+  return out;
+}
+
+/** The parser's own check on a detection: enough skin and (unless needNose is off) a nose in the crop. */
+function looksLikeAFace(cropLabels, { min_skin: minSkin, min_nose: minNose }, needNose) {
+  let skin = 0, nose = 0;
+  for (const c of cropLabels) { if (c === 1) skin++; else if (c === 2) nose++; }
+  return skin / cropLabels.length >= minSkin && (nose / cropLabels.length >= minNose || !needNose);
+}

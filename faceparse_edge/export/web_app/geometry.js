@@ -1,0 +1,210 @@
+// Face crops as similarity transforms, and the image resampling around them: runtime/align.py in JavaScript.
+//
+// A crop is an affine map m = [a, b, c, d, e, f] from frame coordinates to unit crop coordinates
+// (u = a x + b y + c, v = d x + e y + f): (0, 0) is the crop's top-left corner, (1, 1) its bottom-right.
+// Coordinates are continuous (pixel (i, j) covers [j, j+1) x [i, i+1)). Images are
+// {data, width, height, channels} with interleaved 8-bit channels (RGBA frames, grey flow crops).
+
+/** Python's round(): halves go to the even neighbour (sizes must match the Python runtime's). */
+export function roundHalfEven(x) {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/** Least-squares similarity (rotation, uniform scale, translation) taking points `src` onto `dst`. */
+export function fitSimilarity(src, dst) {
+  const n = src.length;
+  let msx = 0, msy = 0, mdx = 0, mdy = 0;
+  for (let i = 0; i < n; i++) { msx += src[i][0]; msy += src[i][1]; mdx += dst[i][0]; mdy += dst[i][1]; }
+  msx /= n; msy /= n; mdx /= n; mdy /= n;
+  let norm = 0, dot = 0, cross = 0;
+  for (let i = 0; i < n; i++) {
+    const sx = src[i][0] - msx, sy = src[i][1] - msy, dx = dst[i][0] - mdx, dy = dst[i][1] - mdy;
+    norm += sx * sx + sy * sy; dot += sx * dx + sy * dy; cross += sx * dy - sy * dx;
+  }
+  const c = dot / norm, s = cross / norm;
+  return [c, -s, mdx - (c * msx - s * msy), s, c, mdy - (s * msx + c * msy)];
+}
+
+/** The axis-aligned square crop with top-left corner (x0, y0). */
+export function square(x0, y0, side) {
+  return [1 / side, 0, -x0 / side, 0, 1 / side, -y0 / side];
+}
+
+/** The crop's side in frame pixels. */
+export function side(m) {
+  return 1 / Math.sqrt(Math.abs(m[0] * m[4] - m[1] * m[3]));
+}
+
+export function invert(m) {
+  const det = m[0] * m[4] - m[1] * m[3];
+  const a = m[4] / det, b = -m[1] / det, d = -m[3] / det, e = m[0] / det;
+  return [a, b, -(a * m[2] + b * m[5]), d, e, -(d * m[2] + e * m[5])];
+}
+
+/** m after n: the point n maps, mapped by m. */
+export function compose(m, n) {
+  return [m[0] * n[0] + m[1] * n[3], m[0] * n[1] + m[1] * n[4], m[0] * n[2] + m[1] * n[5] + m[2],
+          m[3] * n[0] + m[4] * n[3], m[3] * n[1] + m[4] * n[4], m[3] * n[2] + m[4] * n[5] + m[5]];
+}
+
+export function apply(m, x, y) {
+  return [m[0] * x + m[1] * y + m[2], m[3] * x + m[4] * y + m[5]];
+}
+
+/** The crop's four corners in the frame, clockwise from top-left. */
+export function corners(m) {
+  const inverse = invert(m);
+  return [[0, 0], [1, 0], [1, 1], [0, 1]].map(([u, v]) => apply(inverse, u, v));
+}
+
+/** A displacement in unit crop coordinates, in frame pixels. */
+export function frameVector(m, [du, dv]) {
+  const det = m[0] * m[4] - m[1] * m[3];
+  return [(m[4] * du - m[1] * dv) / det, (m[0] * dv - m[3] * du) / det];
+}
+
+/** The crop turned by `angle` (radians, the sense of a similarity's rotation) about its centre. */
+export function rotated(m, angle) {
+  const c = Math.cos(angle), s = Math.sin(angle);
+  return compose([c, -s, 0.5 - 0.5 * c + 0.5 * s, s, c, 0.5 - 0.5 * s - 0.5 * c], m);
+}
+
+/** The map from `current`'s unit coordinates to `old`'s (the same frame point). */
+export function relative(old, current) {
+  return compose(old, invert(current));
+}
+
+/** `m` as OpenCV wants it: from frame pixel centres to the pixel centres of a size x size crop. */
+export function pixels(m, size) {
+  const out = m.map((v) => v * size);
+  out[2] += 0.5 * (out[0] + out[1]) - 0.5;
+  out[5] += 0.5 * (out[3] + out[4]) - 0.5;
+  return out;
+}
+
+/** [x0, y0, x1, y1]: the frame pixels the crop covers (plus `margin`), clipped; null if it lies outside. */
+export function footprint(m, height, width, margin = 0) {
+  const c = corners(m);
+  const xs = c.map((p) => p[0]), ys = c.map((p) => p[1]);
+  const x0 = Math.max(Math.floor(Math.min(...xs)) - margin, 0), y0 = Math.max(Math.floor(Math.min(...ys)) - margin, 0);
+  const x1 = Math.min(Math.ceil(Math.max(...xs)) + margin, width), y1 = Math.min(Math.ceil(Math.max(...ys)) + margin, height);
+  return x1 > x0 && y1 > y0 ? [x0, y0, x1, y1] : null;
+}
+
+/** Per destination index: the source indices and weights of OpenCV's INTER_AREA (shrinking) along one axis. */
+function areaTable(srcSize, dstSize) {
+  const scale = srcSize / dstSize, table = [];
+  for (let dx = 0; dx < dstSize; dx++) {
+    const f1 = dx * scale, f2 = f1 + scale, s1 = Math.ceil(f1), s2 = Math.floor(f2);
+    const cell = Math.min(scale, srcSize - f1), taps = [];
+    if (s1 - f1 > 1e-3) taps.push([s1 - 1, (s1 - f1) / cell]);
+    for (let s = s1; s < s2; s++) taps.push([s, 1 / cell]);
+    if (f2 - s2 > 1e-3 && s2 < srcSize) taps.push([s2, Math.min(Math.min(f2 - s2, 1), cell) / cell]);
+    table.push(taps);
+  }
+  return table;
+}
+
+/** The rectangle [x0, y0, x1, y1) of `image` shrunk to width x height by area averaging (cv2.INTER_AREA). */
+export function resizeArea(image, width, height, rect = [0, 0, image.width, image.height]) {
+  const [x0, y0, x1, y1] = rect, ch = image.channels, src = image.data, stride = image.width * ch;
+  const xt = areaTable(x1 - x0, width), yt = areaTable(y1 - y0, height);
+  const rows = new Float32Array((y1 - y0) * width * ch);  // first along x, for every source row
+  for (let y = y0; y < y1; y++) {
+    const base = y * stride, out = (y - y0) * width * ch;
+    for (let dx = 0; dx < width; dx++) {
+      for (const [sx, w] of xt[dx]) {
+        const s = base + (x0 + sx) * ch;
+        for (let k = 0; k < ch; k++) rows[out + dx * ch + k] += w * src[s + k];
+      }
+    }
+  }
+  const data = new Uint8ClampedArray(width * height * ch), acc = new Float32Array(width * ch);
+  for (let dy = 0; dy < height; dy++) {
+    acc.fill(0);
+    for (const [sy, w] of yt[dy]) {
+      const r = sy * width * ch;
+      for (let i = 0; i < width * ch; i++) acc[i] += w * rows[r + i];
+    }
+    data.set(acc, dy * width * ch);  // Uint8ClampedArray rounds half to even, as OpenCV's saturate_cast
+  }
+  return { data, width, height, channels: ch };
+}
+
+/** The size x size image that the pixel map `p` (source pixel -> crop pixel) makes of `image`:
+ * bilinear with OpenCV's 1/32-pixel positions, edge pixels repeated beyond the border. */
+export function warpAffine(image, p, size) {
+  const q = invert(p), ch = image.channels, w = image.width, h = image.height, src = image.data;
+  const data = new Uint8ClampedArray(size * size * ch), stride = w * ch;
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      const X = Math.round((q[0] * x + q[1] * y + q[2]) * 32), Y = Math.round((q[3] * x + q[4] * y + q[5]) * 32);
+      const ix = X >> 5, iy = Y >> 5, fx = (X & 31) / 32, fy = (Y & 31) / 32;
+      const xa = ix < 0 ? 0 : ix >= w ? w - 1 : ix, xb = ix + 1 < 0 ? 0 : ix + 1 >= w ? w - 1 : ix + 1;
+      const ya = iy < 0 ? 0 : iy >= h ? h - 1 : iy, yb = iy + 1 < 0 ? 0 : iy + 1 >= h ? h - 1 : iy + 1;
+      const a = ya * stride + xa * ch, b = ya * stride + xb * ch, c = yb * stride + xa * ch, d = yb * stride + xb * ch;
+      const wa = (1 - fx) * (1 - fy), wb = fx * (1 - fy), wc = (1 - fx) * fy, wd = fx * fy;
+      const o = (y * size + x) * ch;
+      for (let k = 0; k < ch; k++) data[o + k] = wa * src[a + k] + wb * src[b + k] + wc * src[c + k] + wd * src[d + k];
+    }
+  }
+  return { data, width: size, height: size, channels: ch };
+}
+
+/** The size x size crop that `m` describes (align.warp_crop): a crop much smaller than the face is taken
+ * from an area-averaged copy of just the face's region, because bilinear sampling alone would alias it. */
+export function warpCrop(image, m, size) {
+  const shrink = size / side(m);
+  const region = shrink < 0.8 ? footprint(m, image.height, image.width, 1) : null;
+  if (region) {
+    const [x0, y0, x1, y1] = region;
+    const rw = Math.max(1, roundHalfEven((x1 - x0) * shrink)), rh = Math.max(1, roundHalfEven((y1 - y0) * shrink));
+    image = resizeArea(image, rw, rh, region);
+    m = compose(m, [(x1 - x0) / rw, 0, x0, 0, (y1 - y0) / rh, y0]);
+  }
+  return warpAffine(image, pixels(m, size), size);
+}
+
+/** Class ids over the frame rectangle `box` from a face's crop probabilities (align.labels_in_frame).
+ *
+ * `logProbs`: (C, S, S) log-probabilities, `crop`: the crop's class ids (S x S). The argmax of the
+ * log-probabilities resampled bilinearly, 0 outside the crop. Pixels whose nearest coarse pixel has a
+ * 3x3 neighbourhood of one class take that class (any mix of four equal-argmax pixels keeps it);
+ * only pixels near a class boundary are resampled in every channel. */
+export function labelsInFrame(logProbs, crop, classes, s, m, box) {
+  const [x0, y0, x1, y1] = box, bw = x1 - x0, bh = y1 - y0, n = s + 2, plane = s * s;
+  const coarse = new Uint8Array(n * n), boundary = new Uint8Array(n * n);
+  for (let y = 0; y < s; y++) coarse.set(crop.subarray(y * s, y * s + s), (y + 1) * n + 1);
+  for (let y = 0; y < n; y++) {  // dilate != erode over 3x3 (cells outside the padded map ignored)
+    for (let x = 0; x < n; x++) {
+      const c = coarse[y * n + x];
+      let edge = 0;
+      for (let j = Math.max(0, y - 1); j <= Math.min(n - 1, y + 1) && !edge; j++)
+        for (let i = Math.max(0, x - 1); i <= Math.min(n - 1, x + 1); i++) if (coarse[j * n + i] !== c) { edge = 1; break; }
+      boundary[y * n + x] = edge;
+    }
+  }
+  const t = pixels(compose(m, [1, 0, x0, 0, 1, y0]), s);  // box pixel -> coarse pixel
+  t[2] += 1; t[5] += 1;  // the ring of zeros around the crop: what lies outside it
+  const labels = new Uint8Array(bw * bh);
+  const at = (c, u, v) => (u < 1 || v < 1 || u > s || v > s ? 0 : logProbs[c * plane + (v - 1) * s + (u - 1)]);
+  for (let y = 0; y < bh; y++) {
+    for (let x = 0; x < bw; x++) {
+      const u = t[0] * x + t[1] * y + t[2], v = t[3] * x + t[4] * y + t[5];
+      const ui = Math.round(u), vi = Math.round(v);
+      if (ui < 0 || vi < 0 || ui >= n || vi >= n) continue;
+      const cell = vi * n + ui;
+      if (!boundary[cell]) { labels[y * bw + x] = coarse[cell]; continue; }
+      const U = Math.round(u * 32), V = Math.round(v * 32), iu = U >> 5, iv = V >> 5, fu = (U & 31) / 32, fv = (V & 31) / 32;
+      let best = 0, bestValue = -Infinity;
+      for (let c = 0; c < classes; c++) {
+        const value = (1 - fu) * (1 - fv) * at(c, iu, iv) + fu * (1 - fv) * at(c, iu + 1, iv)
+                    + (1 - fu) * fv * at(c, iu, iv + 1) + fu * fv * at(c, iu + 1, iv + 1);
+        if (value > bestValue) { bestValue = value; best = c; }
+      }
+      labels[y * bw + x] = best;
+    }
+  }
+  return labels;
+}
