@@ -35,8 +35,9 @@ from ..runtime.tracker import FaceTracker
 APP_DIR = Path(__file__).resolve().parent / "web_app"
 APP_FILES = ("index.html", "style.css", "boot.js", "app.js", "faceparse-edge.js", "geometry.js", "detector.js",
              "tracker.js", "motion.js", "draw.js", "png.js")
-# The ONNX Runtime Web build the page loads (WebAssembly with SIMD and threads, and WebGPU), and its licence.
-ORT_FILES = ("ort.all.min.mjs", "ort-wasm-simd-threaded.jsep.mjs", "ort-wasm-simd-threaded.jsep.wasm")
+# ONNX Runtime Web's builds the page loads: WebAssembly (SIMD, threads), and WebGPU; a page fetches only the one it runs.
+ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm",
+             "ort.webgpu.min.mjs", "ort-wasm-simd-threaded.asyncify.mjs", "ort-wasm-simd-threaded.asyncify.wasm")
 ORT_PACKAGE = "onnxruntime-web"
 MODEL_FILES = {"fp32": "model.onnx", "int8": "model-int8.onnx"}
 DETECTOR_FILE = "retinaface.onnx"

@@ -1,21 +1,23 @@
 // The page: a camera, a video file or photos through the parser, drawn with a legend and a HUD.
 // window.faceparseEdge exposes the API (Parser, pixelsOf, labelPng, drawOverlay) and the page's own parser.
 
-import { Parser, STAGES, drawOverlay, hasWasmSimd, labelPng, pixelsOf } from './faceparse-edge.js';
+import { Parser, STAGES, drawOverlay, encodeResult, hasWasmSimd, hudLines, labelPng, pixelsOf } from './faceparse-edge.js';
 
 const $ = (id) => document.getElementById(id);
 const status = $('status'), canvas = $('view'), ctx = canvas.getContext('2d'), video = $('video');
 const page = { parser: null, loop: null, stream: null, photo: null, fps: null };
-window.faceparseEdge = { Parser, STAGES, pixelsOf, labelPng, drawOverlay, hasWasmSimd, page };
+window.faceparseEdge = { Parser, STAGES, pixelsOf, labelPng, drawOverlay, hudLines, encodeResult, hasWasmSimd, page };
 
 function say(message, error = false) {
   status.textContent = message;
   status.className = error ? 'error' : '';
 }
 
+const query = new URLSearchParams(location.search);  // ?ep=webgpu&precision=int8&tta=0&detectEvery=3&threads=1
+
 function settings() {
   return { executionProvider: $('provider').value, precision: $('precision').value || 'fp32', tta: $('tta').checked,
-           detectEvery: Math.max(1, Number($('detect-every').value) || 1) };
+           detectEvery: Math.max(1, Number($('detect-every').value) || 1), threads: Number(query.get('threads')) || 0 };
 }
 
 /** (Re)create the page's parser with the controls' settings; the inputs stay usable if it fails. */
@@ -35,15 +37,6 @@ async function loadParser() {
       `${p.executionProvider === 'wasm' ? ` (${p.threads} thread${p.threads === 1 ? '' : 's'})` : ''}. ` +
       'Start the camera, or choose or drop photos or a video.');
   return p;
-}
-
-function hud(result, fps) {
-  const p = page.parser, t = result.timings, faces = result.faces.length;
-  const model = t.model, detect = t.detect, rest = STAGES.reduce((s, k) => s + t[k], 0) - model - detect;
-  const engine = `${p.executionProvider}${p.executionProvider === 'wasm' ? ` ${p.threads}T` : ''} ${p.precision}` +
-                 `${p.tta ? ' +flipTTA' : ''}  detector ${p.detector.name}`;
-  return [`${fps ? `${fps.toFixed(1)} FPS  ` : ''}${engine}  ${faces ? `${faces} face${faces === 1 ? '' : 's'}` : 'no face'}`,
-          `ms: model ${model.toFixed(1)}  detect ${detect.toFixed(1)}  rest ${rest.toFixed(1)}`];
 }
 
 function stop() {
@@ -70,7 +63,7 @@ async function run(label) {
     const now = performance.now(), rate = 1000 / Math.max(1, now - last);
     last = now;
     page.fps = page.fps === null ? rate : 0.9 * page.fps + 0.1 * rate;
-    drawOverlay(ctx, result.image, result, parser.manifest, hud(result, page.fps));
+    drawOverlay(ctx, result.image, result, parser.manifest, hudLines(page.parser, result, page.fps));
     await new Promise((r) => (video.requestVideoFrameCallback ? video.requestVideoFrameCallback(() => r()) : requestAnimationFrame(r)));
   }
   if (page.loop === token) say(`Finished ${label}.`);
@@ -129,7 +122,7 @@ async function openPhotos(files) {
     }
     const result = await parser.parse(bitmap);
     bitmap.close();
-    drawOverlay(ctx, result.image, result, parser.manifest, hud(result, null).slice(0, 1));
+    drawOverlay(ctx, result.image, result, parser.manifest, hudLines(parser, result, null).slice(0, 1));
     page.photo = { name: file.name.replace(/\.[^.]*$/, '') + '.png', result };
     $('download').disabled = false;
   }
@@ -164,6 +157,9 @@ async function main() {
   document.addEventListener('dragleave', () => document.body.classList.remove('dragging'));
   document.addEventListener('drop', (e) => { e.preventDefault(); document.body.classList.remove('dragging'); openFiles(e.dataTransfer.files); });
   if (!navigator.gpu) $('provider').querySelector('[value=webgpu]').disabled = true;
+  if (query.has('ep')) $('provider').value = query.get('ep');
+  if (query.has('tta')) $('tta').checked = query.get('tta') !== '0';
+  if (query.has('detectEvery')) $('detect-every').value = query.get('detectEvery');
   $('controls').hidden = false;
   $('drop-hint').hidden = false;
   try {
@@ -172,6 +168,7 @@ async function main() {
   } catch {
     $('precision').append(new Option('FP32', 'fp32'));
   }
+  if (query.has('precision')) $('precision').value = query.get('precision');
   window.faceparseEdge.ready = loadParser();
 }
 

@@ -1,12 +1,15 @@
 // Overlay of a parse on a frame (runtime/draw.py): face pixels tinted by class, crop outlines, a legend, a HUD.
 
 const LEGEND_WIDTH = 92;
+const canvases = new WeakMap();
 
 /** Draw `image` (RGBA) with `result` (parse()'s) over it on the 2D context `ctx`, resized to the image. */
 export function drawOverlay(ctx, image, result, { classes, palette }, hud = [], alpha = 0.5) {
   const { width, height } = image, labels = result.labels;
   if (ctx.canvas.width !== width || ctx.canvas.height !== height) { ctx.canvas.width = width; ctx.canvas.height = height; }
-  const pixels = new ImageData(new Uint8ClampedArray(image.data), width, height);
+  let pixels = canvases.get(ctx);  // one ImageData per canvas, reused while the frame size stays
+  if (pixels?.width !== width || pixels?.height !== height) canvases.set(ctx, pixels = new ImageData(width, height));
+  pixels.data.set(image.data);
   const out = pixels.data, present = new Set();
   for (const face of result.faces) {  // blend only inside the faces' regions
     const [x0, y0, x1, y1] = face.region;

@@ -10,17 +10,20 @@
 // parse the crops in one batch (with their mirror images for flip TTA) -> blend each face's probabilities
 // with its previous ones, moved along the flow -> turn the labels back into the frame.
 
-import * as ort from './ort/ort.all.min.mjs';
 import { corners, fitSimilarity, footprint, frameVector, labelsInFrame, relative, rotated, side, square,
          warpCrop } from './geometry.js';
 import { RetinaFace } from './detector.js';
 import { FaceTracker } from './tracker.js';
-import { cropFlow, faceShift, isCut, toGray, warpProbs } from './motion.js';
+import { cropFlow, faceShift, isCut, thumbnail, toGray, warpProbs } from './motion.js';
 import { labelPng } from './png.js';
 import { drawOverlay } from './draw.js';
 
-export { drawOverlay, labelPng, ort };
-export const STAGES = ['track', 'detect', 'crop', 'preprocess', 'model', 'tta', 'smooth', 'paste'];
+export { drawOverlay, labelPng };
+// ONNX Runtime Web's builds, one per execution provider: each page loads only the one it runs (WebAssembly's is
+// half the size of the build that also holds WebGPU, and reaches its full speed in fewer runs).
+const ORT_BUILDS = { wasm: './ort/ort.wasm.min.mjs', webgpu: './ort/ort.webgpu.min.mjs' };
+// Where a frame's time goes: runtime/pipeline.PIPELINE_STAGES, after reading the frame's pixels from its source.
+export const STAGES = ['read', 'track', 'detect', 'crop', 'preprocess', 'model', 'tta', 'smooth', 'paste'];
 // The smallest module using a SIMD instruction (wasm-feature-detect's test): ONNX Runtime Web needs SIMD.
 const SIMD_TEST = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0,
                                   253, 15, 253, 98, 11]);
@@ -29,21 +32,27 @@ export function hasWasmSimd() {
   return typeof WebAssembly === 'object' && WebAssembly.validate(SIMD_TEST);
 }
 
+let reader = null;  // one canvas reads every frame's pixels
+
 /** Pixels of an image element, ImageBitmap, canvas, video, VideoFrame or ImageData as {data (RGBA), width, height, channels}. */
 export function pixelsOf(source) {
   if (source instanceof ImageData) return { data: source.data, width: source.width, height: source.height, channels: 4 };
   const width = source.naturalWidth || source.videoWidth || source.displayWidth || source.width;
   const height = source.naturalHeight || source.videoHeight || source.displayHeight || source.height;
   if (!width || !height) throw new Error('the image has no pixels (not loaded, or not an image)');
-  const canvas = new OffscreenCanvas(width, height), ctx = canvas.getContext('2d', { willReadFrequently: true });
+  reader ||= new OffscreenCanvas(width, height).getContext('2d', { willReadFrequently: true });
+  const ctx = reader;
+  if (ctx.canvas.width !== width || ctx.canvas.height !== height) { ctx.canvas.width = width; ctx.canvas.height = height; }
   ctx.drawImage(source, 0, 0, width, height);
   const { data } = ctx.getImageData(0, 0, width, height);
   return { data, width, height, channels: 4 };
 }
 
-async function session(url, what, executionProvider) {
+async function session(ort, url, what, executionProvider) {
   try {
-    return await ort.InferenceSession.create(url, { executionProviders: [executionProvider], graphOptimizationLevel: 'all' });
+    // Worker threads sleep between runs: spinning would take the CPU from the rest of the pipeline (as in Python).
+    return await ort.InferenceSession.create(url, { executionProviders: [executionProvider], graphOptimizationLevel: 'all',
+                                                    extra: { session: { intra_op: { allow_spinning: '0' } } } });
   } catch (error) {
     throw new Error(`cannot load the ${what} (${url}) on ${executionProvider}: ${String(error.message || error).split('\n')[0]}`);
   }
@@ -69,21 +78,31 @@ export class Parser {
     }
     const executionProvider = options.executionProvider || 'wasm';
     if (!['wasm', 'webgpu'].includes(executionProvider)) throw new Error(`unknown execution provider '${executionProvider}': wasm or webgpu`);
-    if (executionProvider === 'webgpu' && !navigator.gpu) throw new Error('this browser offers no WebGPU: use the wasm execution provider');
+    if (executionProvider === 'webgpu' && !(navigator.gpu && await navigator.gpu.requestAdapter())) {
+      throw new Error('this browser offers no WebGPU adapter: run on WebAssembly (wasm) instead');
+    }
     const precision = options.precision || 'fp32', file = manifest.model.files[precision];
     if (!file) throw new Error(`this site has no ${precision} model (it has ${Object.keys(manifest.model.files).join(', ')})`);
     const cores = navigator.hardwareConcurrency || 1;
+    let ort;
+    try {
+      ort = await import(ORT_BUILDS[executionProvider]);
+    } catch (error) {
+      throw new Error(`cannot load ONNX Runtime Web (${ORT_BUILDS[executionProvider]}): ${error.message}`);
+    }
     ort.env.wasm.wasmPaths = new URL('./ort/', import.meta.url).href;
     ort.env.wasm.numThreads = self.crossOriginIsolated ? (options.threads || Math.min(4, cores)) : 1;
     ort.env.logLevel = 'error';
     const base = new URL('.', manifestUrl);
-    const model = await session(new URL(file, base).href, `${precision} face parsing model`, executionProvider);
-    const detector = await session(new URL(manifest.detector.file, base).href, 'RetinaFace detector', executionProvider);
-    return new Parser(manifest, model, new RetinaFace(ort, detector, manifest.detector), { ...options, executionProvider, precision });
+    const model = await session(ort, new URL(file, base).href, `${precision} face parsing model`, executionProvider);
+    const detector = await session(ort, new URL(manifest.detector.file, base).href, 'RetinaFace detector', executionProvider);
+    return new Parser(ort, manifest, model, new RetinaFace(ort, detector, manifest.detector),
+                      { ...options, executionProvider, precision });
   }
 
-  constructor(manifest, model, detector, options) {
+  constructor(ort, manifest, model, detector, options) {
     const p = manifest.pipeline;
+    this.ort = ort;  // the ONNX Runtime Web build in use
     this.manifest = manifest;
     this.model = model;
     this.detector = detector;
@@ -103,6 +122,7 @@ export class Parser {
     this.tracker = new FaceTracker(this.manifest.tracker);
     this.frameIndex = 0;
     this.previousGray = null;
+    this.previousThumbnail = null;
   }
 
   /** One photo's faces and labels: {width, height, labels (class ids, 0 where no face is), faces, timings, image
@@ -127,25 +147,30 @@ export class Parser {
   /** Class probabilities (C x S x S each, S the model's output side) of RGBA crops at the model's input size. */
   async parseCrops(crops, timings) {
     const t0 = performance.now(), size = this.size, area = size * size, n = crops.length, batch = this.tta ? 2 * n : n;
-    const { mean, std } = this.manifest.model, input = new Float32Array(batch * 3 * area);
-    const scale = [0, 1, 2].map((c) => 1 / (255 * std[c])), shift = [0, 1, 2].map((c) => mean[c] / std[c]);
-    crops.forEach((crop, i) => {
+    const { mean, std } = this.manifest.model;
+    if (this.input?.length !== batch * 3 * area) this.input = new Float32Array(batch * 3 * area);  // reused: video repeats it
+    const input = this.input;
+    for (let i = 0; i < n; i++) {  // (x / 255 - mean) / std, planar; the mirror image after all the crops
+      const data = crops[i].data;
       for (let c = 0; c < 3; c++) {
-        const plane = input.subarray((i * 3 + c) * area, (i * 3 + c + 1) * area);
-        const mirror = this.tta ? input.subarray(((n + i) * 3 + c) * area, ((n + i) * 3 + c + 1) * area) : null;
-        for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) {
-          const v = crop.data[4 * (y * size + x) + c] * scale[c] - shift[c];
-          plane[y * size + x] = v;
-          if (mirror) mirror[y * size + size - 1 - x] = v;
+        const scale = 1 / (255 * std[c]), shift = mean[c] / std[c], plane = (i * 3 + c) * area, mirror = ((n + i) * 3 + c) * area;
+        for (let y = 0, o = 0; y < size; y++) {
+          const row = y * size, flipped = mirror + row + size - 1;
+          for (let x = 0; x < size; x++, o++) {
+            const v = data[4 * o + c] * scale - shift;
+            input[plane + o] = v;
+            if (this.tta) input[flipped - x] = v;
+          }
         }
       }
-    });
+    }
     const t1 = performance.now();
-    const feeds = { [this.model.inputNames[0]]: new ort.Tensor('float32', input, [batch, 3, size, size]) };
+    const feeds = { [this.model.inputNames[0]]: new this.ort.Tensor('float32', input, [batch, 3, size, size]) };
     const output = (await this.model.run(feeds))[this.model.outputNames[0]];
     const t2 = performance.now();
     const [, classes, s] = output.dims, plane = s * s, logits = output.data, perm = this.manifest.flip_permutation;
-    const probs = softmax(logits, batch, classes, plane);
+    if (this.probs?.length !== logits.length) this.probs = new Float32Array(logits.length);
+    const probs = softmax(logits, batch, classes, plane, this.probs);
     output.dispose?.();
     const result = [];
     for (let i = 0; i < n; i++) {
@@ -172,13 +197,14 @@ export class Parser {
 
   /** One frame's faces and labels, tracked from the previous frame's (runtime/pipeline.Parser.__call__). */
   async parseFrame(source) {
-    const image = pixelsOf(source), { width: w, height: h } = image;
     const timings = Object.fromEntries(STAGES.map((s) => [s, 0]));
-    const { motion, pipeline } = this.manifest;
     let t0 = performance.now();
-    const gray = toGray(image);
+    const image = pixelsOf(source), { width: w, height: h } = image, { motion, pipeline } = this.manifest;
+    timings.read = performance.now() - t0;
+    t0 = performance.now();
+    const gray = toGray(image), small = thumbnail(gray, motion);
     if (this.previousGray && (this.previousGray.width !== w || this.previousGray.height !== h)) this.reset();
-    if (this.previousGray && isCut(this.previousGray, gray, motion)) {
+    if (this.previousGray && isCut(this.previousThumbnail, small, motion)) {
       this.tracker.tracks = [];  // a new shot: its faces are new tracks, detected now
       this.frameIndex = 0;
     }
@@ -191,6 +217,7 @@ export class Parser {
       timings.detect = performance.now() - t1;
     }
     this.previousGray = gray;
+    this.previousThumbnail = small;
     // Hidden faces (below) are parsed again only when the detector has just found them.
     const tracks = this.tracker.tracks.filter((t) => detecting || t.crop);
     this.frameIndex += 1;
@@ -223,7 +250,7 @@ export class Parser {
         }
         track.probs = p;
         track.crop = m;
-        const faceLabels = labelsInFrame(logOf(p), cropLabels, this.classes, s, m, region);
+        const faceLabels = labelsInFrame(p, cropLabels, this.classes, s, m, region);
         const [x0, y0, x1, y1] = region, bw = x1 - x0;
         const areas = {};
         for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) {
@@ -261,16 +288,44 @@ export class Parser {
   }
 }
 
-function softmax(logits, batch, classes, plane) {
-  const out = new Float32Array(logits.length);
+/** The HUD's two lines (runtime/draw.hud_lines): FPS when given, what runs (execution provider, threads, precision,
+ * TTA, detector) and the faces; then the model's, detection's and everything else's milliseconds. */
+export function hudLines(parser, result, fps) {
+  const t = result.timings, faces = result.faces.length;
+  const rest = STAGES.reduce((sum, k) => sum + t[k], 0) - t.model - t.detect;
+  const engine = `${parser.executionProvider}${parser.executionProvider === 'wasm' ? ` ${parser.threads}T` : ''} ` +
+                 `${parser.precision}${parser.tta ? ' +flipTTA' : ''}  detector ${parser.detector.name}`;
+  return [`${fps ? `${fps.toFixed(1)} FPS  ` : ''}${engine}  ${faces ? `${faces} face${faces === 1 ? '' : 's'}` : 'no face'}`,
+          `ms: model ${t.model.toFixed(1)}  detect ${t.detect.toFixed(1)}  rest ${rest.toFixed(1)}`];
+}
+
+/** A parse as plain JSON: labels as base64 bytes (row by row), faces with box, landmarks, crop corners, region, areas. */
+export function encodeResult(result) {
+  let text = '';
+  for (let i = 0; i < result.labels.length; i += 8192) text += String.fromCharCode.apply(null, result.labels.subarray(i, i + 8192));
+  const faces = result.faces.map(({ trackId, box, landmarks, crop, region, areas }) => ({ trackId, box, landmarks, crop, region, areas }));
+  return { width: result.width, height: result.height, labels: btoa(text), faces };
+}
+
+/** Softmax over the channels of NCHW logits into `out`, a plane at a time (contiguous memory). */
+function softmax(logits, batch, classes, plane, out) {
+  const max = new Float32Array(plane), sum = new Float32Array(plane);
   for (let b = 0; b < batch; b++) {
     const base = b * classes * plane;
-    for (let i = 0; i < plane; i++) {
-      let max = -Infinity;
-      for (let c = 0; c < classes; c++) max = Math.max(max, logits[base + c * plane + i]);
-      let sum = 0;
-      for (let c = 0; c < classes; c++) sum += (out[base + c * plane + i] = Math.exp(logits[base + c * plane + i] - max));
-      for (let c = 0; c < classes; c++) out[base + c * plane + i] /= sum;
+    max.set(logits.subarray(base, base + plane));
+    for (let c = 1; c < classes; c++) {
+      const o = base + c * plane;
+      for (let i = 0; i < plane; i++) if (logits[o + i] > max[i]) max[i] = logits[o + i];
+    }
+    sum.fill(0);
+    for (let c = 0; c < classes; c++) {
+      const o = base + c * plane;
+      for (let i = 0; i < plane; i++) sum[i] += (out[o + i] = Math.exp(logits[o + i] - max[i]));
+    }
+    for (let i = 0; i < plane; i++) sum[i] = 1 / sum[i];
+    for (let c = 0; c < classes; c++) {
+      const o = base + c * plane;
+      for (let i = 0; i < plane; i++) out[o + i] *= sum[i];
     }
   }
   return out;
@@ -283,12 +338,6 @@ function argmax(probs, classes, plane) {
     for (let c = 1; c < classes; c++) if (probs[c * plane + i] > value) { value = probs[c * plane + i]; best = c; }
     out[i] = best;
   }
-  return out;
-}
-
-function logOf(probs) {
-  const out = new Float32Array(probs.length);
-  for (let i = 0; i < probs.length; i++) out[i] = Math.log(Math.max(probs[i], 1e-7));
   return out;
 }
 

@@ -92,61 +92,84 @@ export function footprint(m, height, width, margin = 0) {
   return x1 > x0 && y1 > y0 ? [x0, y0, x1, y1] : null;
 }
 
-/** Per destination index: the source indices and weights of OpenCV's INTER_AREA (shrinking) along one axis. */
+const areaTables = new Map();
+
+/** OpenCV's INTER_AREA taps (shrinking) along one axis: for each destination index, source indices and weights,
+ * flattened (start[d] .. start[d + 1] index into `index` and `weight`). Cached: video frames repeat their sizes. */
 function areaTable(srcSize, dstSize) {
-  const scale = srcSize / dstSize, table = [];
+  const key = `${srcSize}>${dstSize}`;
+  if (areaTables.has(key)) return areaTables.get(key);
+  const scale = srcSize / dstSize, index = [], weight = [], start = [0];
   for (let dx = 0; dx < dstSize; dx++) {
-    const f1 = dx * scale, f2 = f1 + scale, s1 = Math.ceil(f1), s2 = Math.floor(f2);
-    const cell = Math.min(scale, srcSize - f1), taps = [];
-    if (s1 - f1 > 1e-3) taps.push([s1 - 1, (s1 - f1) / cell]);
-    for (let s = s1; s < s2; s++) taps.push([s, 1 / cell]);
-    if (f2 - s2 > 1e-3 && s2 < srcSize) taps.push([s2, Math.min(Math.min(f2 - s2, 1), cell) / cell]);
-    table.push(taps);
+    const f1 = dx * scale, f2 = f1 + scale, s1 = Math.ceil(f1), s2 = Math.floor(f2), cell = Math.min(scale, srcSize - f1);
+    if (s1 - f1 > 1e-3) { index.push(s1 - 1); weight.push((s1 - f1) / cell); }
+    for (let s = s1; s < s2; s++) { index.push(s); weight.push(1 / cell); }
+    if (f2 - s2 > 1e-3 && s2 < srcSize) { index.push(s2); weight.push(Math.min(Math.min(f2 - s2, 1), cell) / cell); }
+    start.push(index.length);
   }
+  const table = { index: Int32Array.from(index), weight: Float32Array.from(weight), start: Int32Array.from(start) };
+  if (areaTables.size > 64) areaTables.clear();
+  areaTables.set(key, table);
   return table;
 }
 
 /** The rectangle [x0, y0, x1, y1) of `image` shrunk to width x height by area averaging (cv2.INTER_AREA). */
 export function resizeArea(image, width, height, rect = [0, 0, image.width, image.height]) {
-  const [x0, y0, x1, y1] = rect, ch = image.channels, src = image.data, stride = image.width * ch;
+  const [x0, y0, x1, y1] = rect, ch = image.channels, src = image.data, stride = image.width * ch, rowLength = width * ch;
   const xt = areaTable(x1 - x0, width), yt = areaTable(y1 - y0, height);
-  const rows = new Float32Array((y1 - y0) * width * ch);  // first along x, for every source row
-  for (let y = y0; y < y1; y++) {
-    const base = y * stride, out = (y - y0) * width * ch;
-    for (let dx = 0; dx < width; dx++) {
-      for (const [sx, w] of xt[dx]) {
-        const s = base + (x0 + sx) * ch;
-        for (let k = 0; k < ch; k++) rows[out + dx * ch + k] += w * src[s + k];
-      }
-    }
-  }
-  const data = new Uint8ClampedArray(width * height * ch), acc = new Float32Array(width * ch);
+  const data = new Uint8ClampedArray(width * height * ch), row = new Float32Array(rowLength), acc = new Float32Array(rowLength);
   for (let dy = 0; dy < height; dy++) {
     acc.fill(0);
-    for (const [sy, w] of yt[dy]) {
-      const r = sy * width * ch;
-      for (let i = 0; i < width * ch; i++) acc[i] += w * rows[r + i];
+    for (let j = yt.start[dy]; j < yt.start[dy + 1]; j++) {  // each source row of this output row, first along x
+      const base = (y0 + yt.index[j]) * stride + x0 * ch, wy = yt.weight[j];
+      if (ch === 1) {  // grey frames (flow, cuts): the loop without the channel loop, several times faster
+        for (let dx = 0; dx < width; dx++) {
+          let sum = 0;
+          for (let i = xt.start[dx], e = xt.start[dx + 1]; i < e; i++) sum += xt.weight[i] * src[base + xt.index[i]];
+          row[dx] = sum;
+        }
+      } else if (ch === 4) {  // RGBA frames: colour only (alpha is set opaque below)
+        for (let dx = 0; dx < width; dx++) {
+          let r = 0, g = 0, b = 0;
+          for (let i = xt.start[dx], e = xt.start[dx + 1]; i < e; i++) {
+            const s = base + 4 * xt.index[i], wx = xt.weight[i];
+            r += wx * src[s]; g += wx * src[s + 1]; b += wx * src[s + 2];
+          }
+          row[4 * dx] = r; row[4 * dx + 1] = g; row[4 * dx + 2] = b; row[4 * dx + 3] = 255;
+        }
+      } else {
+        for (let dx = 0; dx < width; dx++) {
+          for (let k = 0; k < ch; k++) row[dx * ch + k] = 0;
+          for (let i = xt.start[dx]; i < xt.start[dx + 1]; i++) {
+            const s = base + xt.index[i] * ch, wx = xt.weight[i];
+            for (let k = 0; k < ch; k++) row[dx * ch + k] += wx * src[s + k];
+          }
+        }
+      }
+      for (let i = 0; i < rowLength; i++) acc[i] += wy * row[i];  // (alpha: the weights sum to 1)
     }
-    data.set(acc, dy * width * ch);  // Uint8ClampedArray rounds half to even, as OpenCV's saturate_cast
+    data.set(acc, dy * rowLength);  // Uint8ClampedArray rounds half to even, as OpenCV's saturate_cast
   }
   return { data, width, height, channels: ch };
 }
 
 /** The size x size image that the pixel map `p` (source pixel -> crop pixel) makes of `image`:
- * bilinear with OpenCV's 1/32-pixel positions, edge pixels repeated beyond the border. */
+ * bilinear with OpenCV's 1/32-pixel positions, edge pixels repeated beyond the border (RGBA: alpha set opaque). */
 export function warpAffine(image, p, size) {
   const q = invert(p), ch = image.channels, w = image.width, h = image.height, src = image.data;
-  const data = new Uint8ClampedArray(size * size * ch), stride = w * ch;
+  const data = new Uint8ClampedArray(size * size * ch), stride = w * ch, colours = ch === 4 ? 3 : ch;
   for (let y = 0; y < size; y++) {
-    for (let x = 0; x < size; x++) {
-      const X = Math.round((q[0] * x + q[1] * y + q[2]) * 32), Y = Math.round((q[3] * x + q[4] * y + q[5]) * 32);
+    let sx = q[1] * y + q[2], sy = q[4] * y + q[5];
+    for (let x = 0; x < size; x++, sx += q[0], sy += q[3]) {
+      const X = Math.round(sx * 32), Y = Math.round(sy * 32);
       const ix = X >> 5, iy = Y >> 5, fx = (X & 31) / 32, fy = (Y & 31) / 32;
       const xa = ix < 0 ? 0 : ix >= w ? w - 1 : ix, xb = ix + 1 < 0 ? 0 : ix + 1 >= w ? w - 1 : ix + 1;
       const ya = iy < 0 ? 0 : iy >= h ? h - 1 : iy, yb = iy + 1 < 0 ? 0 : iy + 1 >= h ? h - 1 : iy + 1;
       const a = ya * stride + xa * ch, b = ya * stride + xb * ch, c = yb * stride + xa * ch, d = yb * stride + xb * ch;
       const wa = (1 - fx) * (1 - fy), wb = fx * (1 - fy), wc = (1 - fx) * fy, wd = fx * fy;
       const o = (y * size + x) * ch;
-      for (let k = 0; k < ch; k++) data[o + k] = wa * src[a + k] + wb * src[b + k] + wc * src[c + k] + wd * src[d + k];
+      for (let k = 0; k < colours; k++) data[o + k] = wa * src[a + k] + wb * src[b + k] + wc * src[c + k] + wd * src[d + k];
+      if (colours !== ch) data[o + 3] = 255;
     }
   }
   return { data, width: size, height: size, channels: ch };
@@ -168,11 +191,11 @@ export function warpCrop(image, m, size) {
 
 /** Class ids over the frame rectangle `box` from a face's crop probabilities (align.labels_in_frame).
  *
- * `logProbs`: (C, S, S) log-probabilities, `crop`: the crop's class ids (S x S). The argmax of the
+ * `probs`: (C, S, S) probabilities, `crop`: the crop's class ids (S x S). The argmax of the
  * log-probabilities resampled bilinearly, 0 outside the crop. Pixels whose nearest coarse pixel has a
  * 3x3 neighbourhood of one class take that class (any mix of four equal-argmax pixels keeps it);
  * only pixels near a class boundary are resampled in every channel. */
-export function labelsInFrame(logProbs, crop, classes, s, m, box) {
+export function labelsInFrame(probs, crop, classes, s, m, box) {
   const [x0, y0, x1, y1] = box, bw = x1 - x0, bh = y1 - y0, n = s + 2, plane = s * s;
   const coarse = new Uint8Array(n * n), boundary = new Uint8Array(n * n);
   for (let y = 0; y < s; y++) coarse.set(crop.subarray(y * s, y * s + s), (y + 1) * n + 1);
@@ -185,22 +208,28 @@ export function labelsInFrame(logProbs, crop, classes, s, m, box) {
       boundary[y * n + x] = edge;
     }
   }
+  // The log-probabilities with two rings of zeros (what lies outside the crop reads 0 in every channel), so that
+  // the four neighbours of any position on the padded map are in the array.
+  const P = s + 4, padded = new Float32Array(classes * P * P);
+  for (let c = 0; c < classes; c++) for (let y = 0; y < s; y++) {
+    for (let x = 0, i = c * plane + y * s, o = c * P * P + (y + 2) * P + 2; x < s; x++) padded[o + x] = Math.log(Math.max(probs[i + x], 1e-7));
+  }
   const t = pixels(compose(m, [1, 0, x0, 0, 1, y0]), s);  // box pixel -> coarse pixel
-  t[2] += 1; t[5] += 1;  // the ring of zeros around the crop: what lies outside it
-  const labels = new Uint8Array(bw * bh);
-  const at = (c, u, v) => (u < 1 || v < 1 || u > s || v > s ? 0 : logProbs[c * plane + (v - 1) * s + (u - 1)]);
+  t[2] += 1; t[5] += 1;  // the ring of zeros around the crop
+  const labels = new Uint8Array(bw * bh), area = P * P;
   for (let y = 0; y < bh; y++) {
-    for (let x = 0; x < bw; x++) {
-      const u = t[0] * x + t[1] * y + t[2], v = t[3] * x + t[4] * y + t[5];
+    let u = t[1] * y + t[2], v = t[4] * y + t[5];
+    for (let x = 0; x < bw; x++, u += t[0], v += t[3]) {
       const ui = Math.round(u), vi = Math.round(v);
       if (ui < 0 || vi < 0 || ui >= n || vi >= n) continue;
       const cell = vi * n + ui;
       if (!boundary[cell]) { labels[y * bw + x] = coarse[cell]; continue; }
-      const U = Math.round(u * 32), V = Math.round(v * 32), iu = U >> 5, iv = V >> 5, fu = (U & 31) / 32, fv = (V & 31) / 32;
+      const U = Math.round(u * 32), V = Math.round(v * 32), fu = (U & 31) / 32, fv = (V & 31) / 32;
+      const i = ((V >> 5) + 1) * P + (U >> 5) + 1;  // top-left neighbour on the twice-padded map
+      const wa = (1 - fu) * (1 - fv), wb = fu * (1 - fv), wc = (1 - fu) * fv, wd = fu * fv;
       let best = 0, bestValue = -Infinity;
-      for (let c = 0; c < classes; c++) {
-        const value = (1 - fu) * (1 - fv) * at(c, iu, iv) + fu * (1 - fv) * at(c, iu + 1, iv)
-                    + (1 - fu) * fv * at(c, iu, iv + 1) + fu * fv * at(c, iu + 1, iv + 1);
+      for (let c = 0, o = i; c < classes; c++, o += area) {
+        const value = wa * padded[o] + wb * padded[o + 1] + wc * padded[o + P] + wd * padded[o + P + 1];
         if (value > bestValue) { bestValue = value; best = c; }
       }
       labels[y * bw + x] = best;

@@ -14,23 +14,25 @@ export function toGray(image) {
   return { data, width: image.width, height: image.height, channels: 1 };
 }
 
-/** True when `gray` starts a new shot (motion.is_cut): no motion connects the faces across it. */
-export function isCut(previousGray, gray, settings) {
+/** A frame's grey thumbnail (motion.CUT_SIZE) for cut detection: made once per frame, compared with the next. */
+export function thumbnail(gray, settings) {
   const [w, h] = settings.cut_size;
-  const a = resizeArea(previousGray, w, h).data, b = resizeArea(gray, w, h).data;
-  let sum = 0;
-  for (let i = 0; i < a.length; i++) sum += Math.abs(a[i] - b[i]);
-  return sum / a.length > settings.cut_levels;
+  return resizeArea(gray, w, h).data;
 }
 
-function sampler(data, w, h) {  // bilinear, edge values repeated beyond the border
-  return (x, y) => {
-    x = Math.min(Math.max(x, 0), w - 1); y = Math.min(Math.max(y, 0), h - 1);
-    const x0 = Math.min(Math.floor(x), w - 2 < 0 ? 0 : w - 2), y0 = Math.min(Math.floor(y), h - 2 < 0 ? 0 : h - 2);
-    const fx = x - x0, fy = y - y0, x1 = Math.min(x0 + 1, w - 1), y1 = Math.min(y0 + 1, h - 1);
-    return (1 - fx) * (1 - fy) * data[y0 * w + x0] + fx * (1 - fy) * data[y0 * w + x1]
-         + (1 - fx) * fy * data[y1 * w + x0] + fx * fy * data[y1 * w + x1];
-  };
+/** True when the frame of thumbnail `now` starts a new shot (motion.is_cut): no motion connects the faces across it. */
+export function isCut(before, now, settings) {
+  let sum = 0;
+  for (let i = 0; i < now.length; i++) sum += Math.abs(now[i] - before[i]);
+  return sum / now.length > settings.cut_levels;
+}
+
+/** Bilinear sample of an n x n plane at (x, y), edge values repeated beyond the border. */
+function bilinear(data, n, x, y) {
+  x = x < 0 ? 0 : x > n - 1 ? n - 1 : x;
+  y = y < 0 ? 0 : y > n - 1 ? n - 1 : y;
+  const x0 = Math.min(x | 0, n - 2), y0 = Math.min(y | 0, n - 2), fx = x - x0, fy = y - y0, i = y0 * n + x0;
+  return (1 - fy) * ((1 - fx) * data[i] + fx * data[i + 1]) + fy * ((1 - fx) * data[i + n] + fx * data[i + n + 1]);
 }
 
 function halve(data, n) {
@@ -42,19 +44,23 @@ function halve(data, n) {
   return out;
 }
 
-function boxSum(values, n, r) {  // sums over (2r+1)^2 windows, clipped at the border
-  const rows = new Float32Array(n * n), out = new Float32Array(n * n);
-  for (let y = 0; y < n; y++) for (let x = 0; x < n; x++) {
-    let s = 0;
-    for (let i = Math.max(0, x - r); i <= Math.min(n - 1, x + r); i++) s += values[y * n + i];
-    rows[y * n + x] = s;
+/** In place: each value replaced by the sum over its (2r+1)^2 window, clipped at the border (`tmp`: scratch). */
+function boxSum(values, n, r, tmp) {
+  for (let y = 0; y < n; y++) {
+    const row = y * n;
+    for (let x = 0; x < n; x++) {
+      let s = 0;
+      for (let i = Math.max(0, x - r), e = Math.min(n - 1, x + r); i <= e; i++) s += values[row + i];
+      tmp[row + x] = s;
+    }
   }
-  for (let y = 0; y < n; y++) for (let x = 0; x < n; x++) {
-    let s = 0;
-    for (let j = Math.max(0, y - r); j <= Math.min(n - 1, y + r); j++) s += rows[j * n + x];
-    out[y * n + x] = s;
+  for (let y = 0; y < n; y++) {
+    for (let x = 0; x < n; x++) {
+      let s = 0;
+      for (let j = Math.max(0, y - r), e = Math.min(n - 1, y + r); j <= e; j++) s += tmp[j * n + x];
+      values[y * n + x] = s;
+    }
   }
-  return out;
 }
 
 /** Backward flow (n, n, 2) in pixels: before(p + flow(p)) ~ now(p), for two n x n grey images. */
@@ -65,34 +71,31 @@ export function denseFlow(now, before, n, levels = 3, iterations = 3, radius = 2
     pyramid.push([halve(a, size), halve(b, size), size >> 1]);
   }
   let flow = null;
+  const sums = Array.from({ length: 6 }, () => new Float32Array(n * n));
   for (let l = levels - 1; l >= 0; l--) {
     const [a, b, size] = pyramid[l], count = size * size;
     const next = new Float32Array(count * 2);
     if (flow) {  // the coarser level's flow, twice as long, at each pixel's parent
       const parent = size >> 1;
       for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) {
-        const p = (Math.min(y >> 1, parent - 1) * parent + Math.min(x >> 1, parent - 1)) * 2;
-        next[(y * size + x) * 2] = 2 * flow[p];
-        next[(y * size + x) * 2 + 1] = 2 * flow[p + 1];
+        const p = (Math.min(y >> 1, parent - 1) * parent + Math.min(x >> 1, parent - 1)) * 2, o = (y * size + x) * 2;
+        next[o] = 2 * flow[p];
+        next[o + 1] = 2 * flow[p + 1];
       }
     }
     flow = next;
-    const sample = sampler(b, size, size), warped = new Float32Array(count);
-    const gxx = new Float32Array(count), gxy = new Float32Array(count), gyy = new Float32Array(count);
-    const gxe = new Float32Array(count), gye = new Float32Array(count);
+    const [sxx, sxy, syy, sxe, sye, tmp] = sums, warped = new Float32Array(count);
     for (let it = 0; it < iterations; it++) {
-      for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) {
-        const i = y * size + x;
-        warped[i] = sample(x + flow[2 * i], y + flow[2 * i + 1]);
+      for (let i = 0, y = 0; y < size; y++) for (let x = 0; x < size; x++, i++) {
+        warped[i] = bilinear(b, size, x + flow[2 * i], y + flow[2 * i + 1]);
       }
-      for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) {
-        const i = y * size + x;
+      for (let i = 0, y = 0; y < size; y++) for (let x = 0; x < size; x++, i++) {
         const gx = 0.5 * (warped[y * size + Math.min(x + 1, size - 1)] - warped[y * size + Math.max(x - 1, 0)]);
         const gy = 0.5 * (warped[Math.min(y + 1, size - 1) * size + x] - warped[Math.max(y - 1, 0) * size + x]);
         const e = warped[i] - a[i];
-        gxx[i] = gx * gx; gxy[i] = gx * gy; gyy[i] = gy * gy; gxe[i] = gx * e; gye[i] = gy * e;
+        sxx[i] = gx * gx; sxy[i] = gx * gy; syy[i] = gy * gy; sxe[i] = gx * e; sye[i] = gy * e;
       }
-      const [sxx, sxy, syy, sxe, sye] = [gxx, gxy, gyy, gxe, gye].map((v) => boxSum(v, size, radius));
+      for (const v of [sxx, sxy, syy, sxe, sye]) boxSum(v, size, radius, tmp);
       for (let i = 0; i < count; i++) {
         const p = sxx[i] + 1e-2, q = syy[i] + 1e-2, det = p * q - sxy[i] * sxy[i];
         flow[2 * i] -= (q * sxe[i] - sxy[i] * sye[i]) / det;
@@ -132,12 +135,11 @@ export function warpProbs(probs, classes, s, toOld, { flow, size: n }) {
   const out = new Float32Array(probs.length), plane = s * s;
   const fx = new Float32Array(n * n), fy = new Float32Array(n * n);
   for (let i = 0; i < n * n; i++) { fx[i] = flow[2 * i]; fy[i] = flow[2 * i + 1]; }
-  const alongX = sampler(fx, n, n), alongY = sampler(fy, n, n);
   for (let i = 0; i < s; i++) for (let j = 0; j < s; j++) {
     const u = (j + 0.5) / s, v = (i + 0.5) / s;
     const x = toOld[0] * u + toOld[1] * v + toOld[2], y = toOld[3] * u + toOld[4] * v + toOld[5];
     const px = x * n - 0.5, py = y * n - 0.5;
-    let mx = (x + alongX(px, py)) * s - 0.5, my = (y + alongY(px, py)) * s - 0.5;
+    let mx = (x + bilinear(fx, n, px, py)) * s - 0.5, my = (y + bilinear(fy, n, px, py)) * s - 0.5;
     mx = Math.min(Math.max(mx, 0), s - 1); my = Math.min(Math.max(my, 0), s - 1);
     const x0 = Math.min(Math.floor(mx), s - 2), y0 = Math.min(Math.floor(my), s - 2), ax = mx - x0, ay = my - y0;
     const a = y0 * s + x0, wa = (1 - ax) * (1 - ay), wb = ax * (1 - ay), wc = (1 - ax) * ay, wd = ax * ay;
