@@ -48,6 +48,15 @@ DECODE_VIDEO_JS = """async ([url, frames, fps]) => {
   }
   return window.videoFrames.length;
 }"""
+# In the page: still images (e.g. frames decoded by OpenCV, as PNG) as the frames to parse, in order.
+LOAD_FRAMES_JS = """async (urls) => {
+  window.videoFrames = [];
+  for (const url of urls) {
+    const blob = await (await fetch(url)).blob();
+    window.videoFrames.push(await createImageBitmap(blob, { colorSpaceConversion: 'none' }));
+  }
+  return window.videoFrames.length;
+}"""
 # In the page: the decoded frames through the page's parser as a video (tracking, smoothing), each drawn.
 PARSE_FRAMES_JS = """async ([first, count, keep]) => {
   const api = window.faceparseEdge, parser = await api.ready, ctx = document.getElementById('view').getContext('2d');
@@ -60,7 +69,7 @@ PARSE_FRAMES_JS = """async ([first, count, keep]) => {
     api.drawOverlay(ctx, result.image, result, parser.manifest, api.hudLines(parser, result, i ? 1000 / (t1 - t0) : null));
     const ms = performance.now() - t0;
     out.push({ frame: i, ms, draw_ms: performance.now() - t1, faces: result.faces.length, timings: result.timings,
-               ...(keep.includes(i) ? api.encodeResult(result) : {}) });
+               result: keep.includes(i) ? api.encodeResult(result) : null });
   }
   return out;
 }"""
@@ -74,6 +83,15 @@ def find_chromium() -> str:
     return path
 
 
+def start_playwright():
+    """A running Playwright (sync API); stop() it when done."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        raise FaceparseError("driving a browser needs Playwright for Python (pip install playwright)") from None
+    return sync_playwright().start()
+
+
 def decode_result(data: dict) -> dict:
     """A parse as the page's encodeResult gave it, with `labels` as a (height, width) uint8 array."""
     labels = np.frombuffer(base64.b64decode(data["labels"]), np.uint8).reshape(data["height"], data["width"])
@@ -83,23 +101,24 @@ def decode_result(data: dict) -> dict:
 class SiteBrowser:
     """`site` served on loopback and a headless Chromium to open it in; a context manager.
 
-    `media`: local files the page may fetch at MEDIA_ROUTE + name (the shared photos and video: never copied
-    into the site). `errors` lists every console error and uncaught page error seen so far.
+    `media`: name -> a local file or bytes, which the page may fetch at MEDIA_ROUTE + name (the shared photos
+    and video are never copied into the site). `errors` lists every console error and uncaught page error seen so far.
+    `playwright`: a running Playwright to launch the browser from (its sync API runs one at a time per thread);
+    by default its own.
     """
 
-    def __init__(self, site: Path, media: dict | None = None, webgpu: bool = False, args=()):
+    def __init__(self, site: Path, media: dict | None = None, webgpu: bool = False, args=(), playwright=None):
         self.site, self.media, self.args = Path(site), dict(media or {}), [*CHROMIUM_FLAGS, *(WEBGPU_FLAGS if webgpu else ()), *args]
         self.errors: list[str] = []
+        self._playwright, self._own_playwright = playwright, playwright is None
+        self.browser = None
 
     def __enter__(self):
-        try:
-            from playwright.sync_api import sync_playwright
-        except ImportError:
-            raise FaceparseError("driving a browser needs Playwright for Python (pip install playwright)") from None
+        if self._own_playwright:
+            self._playwright = start_playwright()
         self.server = site_server(self.site, port=0)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
-        self._playwright = sync_playwright().start()
         try:
             self.browser = self._playwright.chromium.launch(executable_path=find_chromium(), args=self.args)
         except Exception:
@@ -108,9 +127,10 @@ class SiteBrowser:
         return self
 
     def __exit__(self, *exc):
-        if getattr(self, "browser", None):
+        if self.browser:
             self.browser.close()
-        self._playwright.stop()
+        if self._own_playwright:
+            self._playwright.stop()
         self.server.shutdown()
         self.server.server_close()
 
@@ -121,13 +141,16 @@ class SiteBrowser:
         page.on("console", lambda m: m.type == "error" and self.errors.append(f"console: {m.text}"))
         page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
         if self.media:
-            page.route(f"**{MEDIA_ROUTE}*", lambda route: route.fulfill(
-                path=str(self.media[route.request.url.rsplit("/", 1)[-1]])))
+            page.route(f"**{MEDIA_ROUTE}*", self._serve_media)
         page.goto(self.url + query)
         if wait:
             page.wait_for_function("window.faceparseEdge && window.faceparseEdge.ready")
             page.evaluate("window.faceparseEdge.ready")
         return page
+
+    def _serve_media(self, route):
+        item = self.media[route.request.url.rsplit("/", 1)[-1]]
+        route.fulfill(body=item) if isinstance(item, bytes) else route.fulfill(path=str(item))
 
     def parse_image(self, page, name: str) -> dict:
         """One of `media`'s photos parsed by the page's parser (Parser.parse)."""
@@ -136,7 +159,12 @@ class SiteBrowser:
     def decode_video(self, page, name: str, frames: int, fps: float) -> int:
         return page.evaluate(DECODE_VIDEO_JS, [MEDIA_ROUTE + name, frames, fps])
 
+    def load_frames(self, page, names) -> int:
+        """`media` items (images) as the frames that parse_frames parses."""
+        return page.evaluate(LOAD_FRAMES_JS, [MEDIA_ROUTE + name for name in names])
+
     def parse_frames(self, page, first: int = 0, count: int = 10**6, keep=()) -> list[dict]:
-        """The decoded video's frames parsed in order and drawn; `keep`: frame indices whose labels are returned."""
+        """The decoded video's frames parsed in order and drawn: per frame its milliseconds, stage timings and
+        number of faces, and for the frame indices in `keep` the parse itself (`result`)."""
         rows = page.evaluate(PARSE_FRAMES_JS, [first, count, list(keep)])
-        return [decode_result(r) if "labels" in r else r for r in rows]
+        return [{**r, "result": decode_result(r["result"]) if r["result"] else None} for r in rows]

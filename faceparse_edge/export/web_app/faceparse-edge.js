@@ -51,8 +51,10 @@ export function pixelsOf(source) {
 async function session(ort, url, what, executionProvider) {
   try {
     // Worker threads sleep between runs: spinning would take the CPU from the rest of the pipeline (as in Python).
-    return await ort.InferenceSession.create(url, { executionProviders: [executionProvider], graphOptimizationLevel: 'all',
-                                                    extra: { session: { intra_op: { allow_spinning: '0' } } } });
+    return await ort.InferenceSession.create(url, {
+      executionProviders: [executionProvider], graphOptimizationLevel: 'all', logSeverityLevel: 3,
+      extra: { session: { intra_op: { allow_spinning: '0' } } },
+    });
   } catch (error) {
     throw new Error(`cannot load the ${what} (${url}) on ${executionProvider}: ${String(error.message || error).split('\n')[0]}`);
   }
