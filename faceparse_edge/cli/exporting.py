@@ -24,7 +24,7 @@ def export(
     int8: bool = typer.Option(False, "--int8", help="Also write an INT8 model (ONNX Runtime QDQ or NNCF); with "
                               "--format web, also ship the model's INT8 ONNX."),
     data: Optional[Path] = typer.Option(None, help="Labelled dataset: parity images, calibration and (with --max-drop) "
-                                        "validation (onnx and openvino formats)."),
+                                        "validation (needed unless --format web builds from an ONNX model)."),
     imgsz: Optional[int] = ImgszOpt,
     out_dir: Path = typer.Option(Path("runs/export"), "--out", help="Output folder."),
     calib_size: int = typer.Option(DEFAULT_CALIBRATION_SIZE, min=1, help="Calibration images (a stratified pick from "
@@ -41,7 +41,7 @@ def export(
     """Export to ONNX or OpenVINO IR (FP32, and INT8 with --int8), with a parity check against torch; or build
     the web app (--format web)."""
     if to_format == "web":
-        return _export_web(model_name, int8, out_dir, json_file)
+        return _export_web(model_name, int8, data, out_dir, json_file)
     from ..export.exporter import export as run_export
 
     if data is None:
@@ -56,11 +56,11 @@ def export(
     write_json(json_file, rows)
 
 
-def _export_web(model_name, int8: bool, out_dir: Path, json_file: Optional[Path]):
+def _export_web(model_name, int8: bool, data: Optional[Path], out_dir: Path, json_file: Optional[Path]):
     from ..export.web import build_site
 
     check_outputs([], [json_file], [out_dir])
-    rows = build_site(model_name, out_dir, int8)
+    rows = build_site(model_name, out_dir, int8, data)
     print_table("web app", ("file", "what", "size MB"), [(r["file"], r["what"], f"{r['size_mb']:.2f}") for r in rows],
                 left=("file", "what"))
     out.print(f"serve it with: faceparse-edge serve {out_dir}")

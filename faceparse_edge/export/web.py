@@ -18,13 +18,14 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 from functools import partial
 from pathlib import Path
 
 from ..classes import CLASS_NAMES, FLIP_PERMUTATION, PALETTE
 from ..errors import FaceparseError, first_line
 from ..fileio import staging_dir
-from ..models import EXPORT_FILES, MODELS, TORCH_FILE, is_short_name, model_dir
+from ..models import EXPORT_FILES, MODELS, is_short_name, model_dir
 from ..runtime import motion
 from ..runtime.backends import open_backend
 from ..runtime.crop_rule import CropRule, rule_file
@@ -41,6 +42,7 @@ ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-th
 ORT_PACKAGE = "onnxruntime-web"
 MODEL_FILES = {"fp32": "model.onnx", "int8": "model-int8.onnx"}
 DETECTOR_FILE = "retinaface.onnx"
+TORCH_SUFFIXES = (".pt", ".safetensors")
 
 
 def ort_web_version() -> str:
@@ -82,8 +84,8 @@ def ort_web_dist() -> Path:
 def site_models(model: Path, int8: bool) -> dict:
     """precision -> the ONNX file the site ships: a shipped model's exported files, or an .onnx file as it is."""
     if model.suffix.lower() != ".onnx":
-        raise FaceparseError(f"{model}: the web app runs ONNX models; give a shipped model's name or an .onnx file "
-                             "(export torch weights with `export --format onnx` first)")
+        raise FaceparseError(f"{model}: the web app runs ONNX models; give a shipped model's name, an .onnx file or "
+                             "torch weights")
     if not model.is_file():
         raise FaceparseError(f"model not found: {model}")
     models = {"fp32": model}
@@ -96,18 +98,14 @@ def site_models(model: Path, int8: bool) -> dict:
 
 
 def resolve_web_model(value) -> Path:
-    """The ONNX model a web site is built from: a shipped name's FP32 ONNX, or the file given."""
+    """The model a web site is built from: a shipped name's FP32 ONNX, or the file given."""
     if value is None or is_short_name(str(value)):
         name = str(value or "edge")
         if name not in MODELS:
             raise FaceparseError(f"the web app ships a model's FP32 ONNX (and --int8 its INT8): use -m "
                                  f"{name.removesuffix('-int8')} --int8")
         return model_dir(name) / EXPORT_FILES["onnxruntime", False]
-    path = Path(value)
-    if path.name == TORCH_FILE or path.suffix.lower() in (".pt", ".safetensors"):
-        raise FaceparseError(f"{path} holds torch weights: export it with `export --format onnx` and build the web "
-                             "app from the .onnx file")
-    return path
+    return Path(value)
 
 
 def manifest(models: dict, model_info) -> dict:
@@ -142,18 +140,32 @@ def _defaults(function, names=None) -> dict:
             if p.default is not inspect.Parameter.empty and (names is None or p.name in names)}
 
 
-def build_site(model, out_dir: Path, int8: bool = False) -> list[dict]:
-    """Write the web app for `model` (a shipped name or an .onnx file) into `out_dir`; one row per file written.
+def build_site(model, out_dir: Path, int8: bool = False, data=None) -> list[dict]:
+    """Write the web app for `model` into `out_dir`; one row per file written.
 
-    Each model is opened by ONNX Runtime first (a broken or foreign file fails here, not in the browser).
-    Files go to a staging folder and move into `out_dir` together, so a failed build leaves it as it was.
+    `model`: a shipped name, an .onnx file, or torch weights, which are exported to ONNX first (as `export
+    --format onnx` does: `data` gives its parity images and INT8 calibration). Each model is opened by ONNX
+    Runtime first (a broken or foreign file fails here, not in the browser). Files go to a staging folder and
+    move into `out_dir` together, so a failed build leaves it as it was.
     """
-    models = site_models(resolve_web_model(model), int8)
+    source = resolve_web_model(model)
+    if source.suffix.lower() not in TORCH_SUFFIXES:
+        return _write_site(site_models(source, int8), Path(out_dir))
+    if data is None:
+        raise FaceparseError(f"{source} holds torch weights: give --data (the parity images and INT8 calibration of "
+                             "its ONNX export)")
+    from .exporter import export
+
+    with tempfile.TemporaryDirectory() as exported:
+        export(source, "onnx", int8, data, Path(exported))
+        return _write_site(site_models(Path(exported) / EXPORT_FILES["onnxruntime", False], int8), Path(out_dir))
+
+
+def _write_site(models: dict, out_dir: Path) -> list[dict]:
     info = open_backend(models["fp32"], "onnxruntime", 1, "f32", spin=False).info
     for path in list(models.values())[1:]:
         open_backend(path, "onnxruntime", 1, "f32", spin=False)
     dist = ort_web_dist()
-    out_dir = Path(out_dir)
     rows = []
     with staging_dir(out_dir) as stage:
         def put(name: str, data: bytes, what: str):

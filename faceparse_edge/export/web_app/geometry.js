@@ -209,10 +209,16 @@ export function labelsInFrame(probs, crop, classes, s, m, box) {
     }
   }
   // The log-probabilities with two rings of zeros (what lies outside the crop reads 0 in every channel), so that
-  // the four neighbours of any position on the padded map are in the array.
+  // the four neighbours of any position on the padded map are in the array. Only cells next to a boundary cell are
+  // ever read (a pixel's four neighbours lie within one cell of its nearest one): the logarithm is taken there alone.
   const P = s + 4, padded = new Float32Array(classes * P * P);
-  for (let c = 0; c < classes; c++) for (let y = 0; y < s; y++) {
-    for (let x = 0, i = c * plane + y * s, o = c * P * P + (y + 2) * P + 2; x < s; x++) padded[o + x] = Math.log(Math.max(probs[i + x], 1e-7));
+  for (let y = 0; y < s; y++) for (let x = 0; x < s; x++) {
+    let near = 0;
+    for (let j = y; j <= y + 2 && !near; j++) for (let i = x; i <= x + 2; i++) if (boundary[j * n + i]) { near = 1; break; }
+    if (!near) continue;
+    for (let c = 0, i = y * s + x, o = (y + 2) * P + x + 2; c < classes; c++, i += plane, o += P * P) {
+      padded[o] = Math.log(Math.max(probs[i], 1e-7));
+    }
   }
   const t = pixels(compose(m, [1, 0, x0, 0, 1, y0]), s);  // box pixel -> coarse pixel
   t[2] += 1; t[5] += 1;  // the ring of zeros around the crop
