@@ -25,7 +25,8 @@ from faceparse_edge.toolkit.augment import Augmenter
 from faceparse_edge.toolkit.samples import list_samples
 from faceparse_edge.toolkit.torch_backend import evaluate_torch
 from faceparse_edge.toolkit.losses import CombinedLoss
-from faceparse_edge.toolkit.model import PRESETS, build_model, count_parameters
+from faceparse_edge.toolkit.model import build_model, count_parameters
+from faceparse_edge.toolkit.model_config import PRESETS
 from faceparse_edge.toolkit.loader import FaceParsingDataset, make_loader
 from faceparse_edge.toolkit.train import train_step
 

@@ -1,5 +1,7 @@
 """The public Python API as a user calls it: the README's example, Parser and open_model (torch-free)."""
 
+import importlib.util
+import json
 import re
 import subprocess
 import sys
@@ -13,6 +15,7 @@ from faceparse_edge.errors import FaceparseError
 from faceparse_edge.models import resolve_model
 
 from .conftest import REPO
+from .helpers import cli
 
 
 def test_the_readmes_example_parses_the_photos_and_the_video(media):
@@ -88,3 +91,17 @@ def test_torch_weights_without_torch_are_a_one_line_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # import torch now fails, as in the runtime-only install
     with pytest.raises(FaceparseError, match=r"holds torch weights, which need torch \(pip install 'faceparse-edge\[train\]'\)"):
         open_model("edge", backend="torch")
+
+
+@pytest.mark.parametrize("model", ["edge", "edge-hq", "edge-int8", "faceparse_edge/models/edge/faceparse-edge.onnx",
+                                   "faceparse_edge/models/edge-hq/openvino/faceparse-edge-int8.xml"])
+def test_info_describes_every_shipped_name_and_exported_file_with_or_without_torch(model, tmp_path):
+    """`info` in the runtime install (no torch; the tests also run in one): a shipped name opens its ONNX model there."""
+    result = cli("info", "-m", REPO / model if "/" in model else model, "--json", tmp_path / "info.json")
+    assert result.returncode == 0, result.stderr
+    info = json.loads((tmp_path / "info.json").read_text())
+    assert info["params"] == 463_275 and info["preset"] in ("edge", "edge-hq")
+    has_torch = importlib.util.find_spec("torch") is not None
+    expected = {"edge": "torch" if has_torch else "onnxruntime", "edge-hq": "torch" if has_torch else "onnxruntime",
+                "edge-int8": "onnxruntime"}.get(model, "openvino" if model.endswith(".xml") else "onnxruntime")
+    assert info["format"] == expected

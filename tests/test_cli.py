@@ -140,7 +140,7 @@ def test_every_file_of_a_shipped_model_is_the_same_model(name, celeba_mini):
     from faceparse_edge.models import EXPORT_FILES, model_dir, open_model
     from faceparse_edge.parsing import preprocess
     from faceparse_edge.toolkit.checkpoint import load_model
-    from faceparse_edge.toolkit.model import PRESETS, ModelConfig
+    from faceparse_edge.toolkit.model_config import PRESETS, ModelConfig
 
     model = load_model(name).eval()
     c = model.config

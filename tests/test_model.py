@@ -4,9 +4,8 @@ import pytest
 import torch
 
 from faceparse_edge.errors import FaceparseError
-from faceparse_edge.toolkit.model import (
-    PARAM_BUDGET, PRESETS, FaceParser, ModelConfig, build_model, count_parameters, fit_width,
-)
+from faceparse_edge.toolkit.model import PARAM_BUDGET, FaceParser, build_model, count_parameters, fit_width
+from faceparse_edge.toolkit.model_config import PRESETS, ModelConfig
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))

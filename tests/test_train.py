@@ -6,7 +6,8 @@ import pytest
 
 from faceparse_edge.errors import FaceparseError
 from faceparse_edge.toolkit.checkpoint import load_checkpoint, load_model, save_weights
-from faceparse_edge.toolkit.model import PRESETS, build_model, count_parameters
+from faceparse_edge.toolkit.model import build_model, count_parameters
+from faceparse_edge.toolkit.model_config import PRESETS
 from faceparse_edge.toolkit.schedule import WarmupSchedule
 from faceparse_edge.toolkit.train import TrainConfig, load_init, train
 

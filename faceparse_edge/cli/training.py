@@ -1,5 +1,6 @@
 """Commands around training: info, data (prepare, stats, pseudo-label, crop-rule), train, tune and evaluate."""
 
+import importlib.util
 import os
 from pathlib import Path
 from typing import Optional
@@ -21,12 +22,14 @@ def info(model_name: Optional[str] = ModelOpt, precision: Precision = PrecisionO
     from ..sysinfo import describe
     from ..toolkit.model_info import model_info
 
-    weights = resolve_model(model_name)
+    # A shipped name means its torch weights where torch is installed, else its ONNX model (the runtime install).
+    weights = resolve_model(model_name, None if importlib.util.find_spec("torch") else "onnxruntime")
     check_outputs([weights], [json_file])
     s = model_info(weights, precision.value)
     print_table(f"faceparse-edge model: {weights}", ("", ""), [
         ("format", s["format"]), ("precision (stored / runs in)", f"{s['model_precision']} / {s['runs_in']}"),
-        ("preset", s["preset"]), ("trainable parameters", f"{s['params']:,}"),
+        ("preset", s["preset"]),
+        ("trainable parameters", f"{s['params']:,}" if s["params"] else "unknown (needs the torch weights)"),
         ("input size", f"{s['input_size']} x {s['input_size']}"), *((k, str(v)) for k, v in s["config"].items()),
         ("classes", ", ".join(f"{i}:{n}" for i, n in enumerate(CLASS_NAMES))), ("machine", describe(s["machine"]))],
         left=("",), header=False)

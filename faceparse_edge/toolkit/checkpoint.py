@@ -8,7 +8,8 @@ import torch
 from ..errors import FaceparseError, first_line
 from ..fileio import atomic_path
 from ..models import resolve_model
-from .model import FaceParser, ModelConfig, build_model
+from .model import FaceParser, build_model
+from .model_config import ModelConfig
 
 FORMAT_TAG = "faceparse-edge"
 

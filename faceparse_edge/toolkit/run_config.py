@@ -15,7 +15,8 @@ from ..fileio import write_text_atomic
 from .samples import channel_mean_std, list_samples, load_pair, resize_pair
 from .distill import parse_scales
 from .distributed import rank_and_world
-from .model import PRESETS, ModelConfig, build_model, count_parameters, fit_width
+from .model import build_model, count_parameters, fit_width
+from .model_config import PRESETS, ModelConfig
 from .settings import with_defaults
 from .train import TrainConfig, check_new_run, check_trainable, train
 

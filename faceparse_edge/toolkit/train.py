@@ -25,7 +25,8 @@ from .distill import TTATeacher, soft_cross_entropy
 from .distributed import from_rank0, process_group, rank_and_world
 from .torch_backend import evaluate_torch
 from .losses import CombinedLoss
-from .model import FaceParser, ModelConfig, build_model, count_parameters, same_layers
+from .model import FaceParser, build_model, count_parameters
+from .model_config import ModelConfig, same_layers
 from .plots import plot_curves
 from .schedule import WarmupSchedule
 from .settings import DEFAULTS as D, SIZE_MULTIPLE

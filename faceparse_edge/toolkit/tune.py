@@ -17,7 +17,7 @@ from pathlib import Path
 from ..errors import FaceparseError, first_line
 from ..fileio import atomic_path, write_text_atomic
 from ..progress import console
-from .model import PRESETS, ModelConfig
+from .model_config import PRESETS, ModelConfig
 from .run_config import architecture, plan_run, read_settings, resolved, train_run, with_data_stats, write_settings
 from .settings import DEFAULTS
 from .train import Diverged
