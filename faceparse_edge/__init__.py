@@ -15,9 +15,22 @@ The Python API (torch-free):
     model = open_model("edge-int8", backend="openvino")   # a bare model: float32 NCHW batch -> logits
 """
 
+from importlib import import_module
+
 from .classes import CLASS_NAMES
-from .models import open_model
-from .runtime.pipeline import Face, FrameResult, Parser
 
 __version__ = "0.1.0"
 __all__ = ["CLASS_NAMES", "Face", "FrameResult", "Parser", "open_model"]
+# Imported on first use (PEP 562): `import faceparse_edge` loads no OpenCV, ONNX Runtime or OpenVINO.
+_LAZY = {"open_model": ".models.loader", "Face": ".runtime.pipeline", "FrameResult": ".runtime.pipeline",
+         "Parser": ".runtime.pipeline"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_LAZY])

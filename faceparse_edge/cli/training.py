@@ -20,7 +20,7 @@ from .common import (DataOpt, JsonOpt, ModelOpt, Precision, PrecisionOpt, SplitO
 def info(model_name: Optional[str] = ModelOpt, precision: Precision = PrecisionOpt, json_file: Optional[Path] = JsonOpt):
     """Describe a model (checkpoint, safetensors, ONNX or OpenVINO IR) and the precision it runs in on this CPU."""
     from ..sysinfo import describe
-    from ..toolkit.model_info import model_info
+    from ..models.info import model_info
 
     # A shipped name means its torch weights where torch is installed, else its ONNX model (the runtime install).
     weights = resolve_model(model_name, None if importlib.util.find_spec("torch") else "onnxruntime")
@@ -195,7 +195,7 @@ def evaluate(
     json_file: Optional[Path] = JsonOpt,
 ):
     """mIoU, per-class IoU, pixel accuracy and F-measure at the ground-truth resolution."""
-    from ..evaluation import evaluate_model
+    from ..models.evaluate import evaluate_model
     from ..toolkit.plots import plot_confusion
 
     weights = resolve_model(model_name)

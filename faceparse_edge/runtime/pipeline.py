@@ -22,6 +22,7 @@ from ..parsing import labels_at, predict_probs, preprocess
 from . import align
 from .backends import precision_ran
 from .detectors import make_detector
+from .frames import Frames
 from .crop_rule import CropRule, rule_file
 from .tracker import FaceTracker
 from .motion import CHANGE_LEVELS, CropFlow, face_shift, is_cut, warp_probs
@@ -124,8 +125,6 @@ class Parser:
     def stream(self, source, max_frames: int | None = None):
         """Parse a video file, stream URL or camera index frame by frame: yields (BGR frame, FrameResult),
         with tracking and smoothing across frames. Unreadable frames are skipped."""
-        from .video import Frames
-
         frames = Frames(source)
         try:
             self.reset()

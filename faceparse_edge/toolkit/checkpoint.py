@@ -7,7 +7,7 @@ import torch
 
 from ..errors import FaceparseError, first_line
 from ..fileio import atomic_path
-from ..models import resolve_model
+from ..models.registry import resolve_model
 from .model import FaceParser, build_model
 from .model_config import ModelConfig
 

@@ -120,7 +120,7 @@ def plan_run(settings: dict) -> tuple[TrainConfig, ModelConfig, int]:
     """What complete training settings would train, checked before any image is read: the run's TrainConfig, its
     architecture and trainable parameters. One-line errors for no data, a mistyped --init/--distill, an
     architecture over the budget, or settings that cannot train (check_trainable)."""
-    from ..models import resolve_model
+    from ..models.registry import resolve_model
 
     if settings["data"] is None:
         raise FaceparseError("train needs --data (or --config with a data setting, or --resume)")

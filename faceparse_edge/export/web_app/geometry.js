@@ -11,6 +11,14 @@ export function roundHalfEven(x) {
   return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
+/** Intersection over union of two boxes [x, y, w, h] (tracking and non-maximum suppression). */
+export function iou(a, b) {
+  const ix = Math.max(0, Math.min(a[0] + a[2], b[0] + b[2]) - Math.max(a[0], b[0]));
+  const iy = Math.max(0, Math.min(a[1] + a[3], b[1] + b[3]) - Math.max(a[1], b[1]));
+  const inter = ix * iy;
+  return inter / (a[2] * a[3] + b[2] * b[3] - inter + 1e-9);
+}
+
 /** Least-squares similarity (rotation, uniform scale, translation) taking points `src` onto `dst`. */
 export function fitSimilarity(src, dst) {
   const n = src.length;

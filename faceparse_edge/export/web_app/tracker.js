@@ -1,11 +1,6 @@
 // Face tracks across video frames: runtime/tracker.py. Detections are matched by overlap, boxes and landmarks smoothed.
 
-export function iou(a, b) {
-  const ix = Math.max(0, Math.min(a[0] + a[2], b[0] + b[2]) - Math.max(a[0], b[0]));
-  const iy = Math.max(0, Math.min(a[1] + a[3], b[1] + b[3]) - Math.max(a[1], b[1]));
-  const inter = ix * iy;
-  return inter / (a[2] * a[3] + b[2] * b[3] - inter + 1e-9);
-}
+import { iou } from './geometry.js';
 
 export class Track {
   constructor(id, box, landmarks) {

@@ -6,10 +6,11 @@ import struct
 from pathlib import Path
 
 from ..classes import CLASS_NAMES
-from ..models import TORCH_FILE, open_model
 from ..runtime.backends import precision_ran
 from ..sysinfo import machine_info
-from .model_config import PRESETS, ModelConfig, same_layers
+from ..toolkit.model_config import PRESETS, ModelConfig, same_layers
+from .loader import open_model
+from .registry import TORCH_FILE
 
 BUFFERS = ("running_mean", "running_var", "num_batches_tracked")  # stored in torch weights, not trained
 
@@ -25,7 +26,7 @@ def model_info(weights: Path, precision: str = "f32") -> dict:
     config = ModelConfig.from_dict(backend.info.config)
     preset = next((name for name, p in PRESETS.items() if same_layers(p, config, any_width=True)), "custom")
     if backend.name == "torch":
-        from .model import count_parameters
+        from ..toolkit.model import count_parameters
 
         params = count_parameters(backend.model)  # the model the backend built: info builds it once
     else:
