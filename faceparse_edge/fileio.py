@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .classes import NUM_CLASSES, PALETTE
-from .errors import FaceparseError, first_line
+from .errors import FaceparseError, NotFoundError, first_line
 
 
 LOW_SPACE = 1 << 20  # bytes free below which a failed write is put down to a full disk
@@ -126,7 +126,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
                 return np.repeat(np.clip(gray + 0.5, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
             return np.asarray(im.convert("RGB")).copy()
     except FileNotFoundError:
-        raise FaceparseError(f"image not found: {path}") from None
+        raise NotFoundError(f"image not found: {path}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise FaceparseError(f"cannot read image {path}: {exc}") from None
 
@@ -166,7 +166,7 @@ def read_label_png(path: str | os.PathLike) -> np.ndarray:
                 )
             labels = np.asarray(im)
     except FileNotFoundError:
-        raise FaceparseError(f"mask not found: {path}") from None
+        raise NotFoundError(f"mask not found: {path}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise FaceparseError(f"cannot read mask {path}: {exc}") from None
     top = int(labels.max()) if labels.size else 0

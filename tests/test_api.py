@@ -105,3 +105,18 @@ def test_info_describes_every_shipped_name_and_exported_file_with_or_without_tor
     expected = {"edge": "torch" if has_torch else "onnxruntime", "edge-hq": "torch" if has_torch else "onnxruntime",
                 "edge-int8": "onnxruntime"}.get(model, "openvino" if model.endswith(".xml") else "onnxruntime")
     assert info["format"] == expected
+
+
+def test_api_errors_are_the_matching_builtins_too(tmp_path):
+    """Library errors derive from FaceparseError and from the built-in a Python user would catch."""
+    parser = Parser("edge")
+    with pytest.raises(ValueError, match="the image is empty"):
+        parser.parse(np.zeros((0, 0, 3), np.uint8))
+    with pytest.raises(FileNotFoundError, match="image not found"):
+        parser.parse(tmp_path / "missing.jpg")
+    with pytest.raises(ValueError, match="unknown backend"):
+        open_model("edge", backend="tpu")
+    with pytest.raises(FileNotFoundError):
+        open_model(tmp_path / "missing.onnx")
+    with pytest.raises(FaceparseError):
+        parser.parse(np.zeros((8, 8, 3), np.float32))

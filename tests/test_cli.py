@@ -1,6 +1,9 @@
 """The CLI end to end, in subprocesses: results, JSON output, and one-line errors for bad input."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +95,13 @@ def test_bad_inputs_give_one_line_errors(tmp_path, tiny_dataset):
     assert_one_line_error(cli("train", "--data", tiny_dataset, "--width", "auto", "--budget", "1000",
                               "--out", tmp_path / "r"), "cannot fit")
     assert_one_line_error(cli("train", "--data", tiny_dataset, "--preset", "huge", "--out", tmp_path / "r"), "unknown preset")
+    for width in ("0", "-1", "nan"):
+        assert_one_line_error(cli("train", "--data", tiny_dataset, "--width", width, "--out", tmp_path / "w"),
+                              "--width must be a positive number")
+        assert not (tmp_path / "w").exists()  # refused before config.yaml is written
+    assert_one_line_error(cli("train", "--data", tiny_dataset, "--device", "tpu", "--epochs", "1", "--out",
+                              tmp_path / "d"), "unknown device 'tpu'")
+    assert_one_line_error(cli("evaluate", "--data", tiny_dataset, "--device", "tpu"), "unknown device 'tpu'")
     bad = make_dataset(tmp_path / "bad", n=2)
     from PIL import Image
 
@@ -153,3 +163,19 @@ def test_every_file_of_a_shipped_model_is_the_same_model(name, celeba_mini):
         assert ModelConfig.from_dict(exported.info.config) == c and exported.info.precision == ("int8" if int8 else "fp32"), file
         agreement = (exported(batch).argmax(1) == reference).mean()
         assert agreement > (0.95 if int8 else 0.999), (file, agreement)
+
+
+def test_output_to_a_log_never_wraps_file_names_or_tables(media, tmp_path):
+    """Stdout that is not a terminal (a log, CI) and no COLUMNS: lines are not cut at 80 columns."""
+    out = tmp_path / ("a_long_folder_name_" * 4) / "labels"
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    result = subprocess.run([sys.executable, "-m", "faceparse_edge", "image", str(media / "biden.jpg"), "--out", str(out)],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert f"-> {out / 'biden.png'}, {out / 'biden_overlay.png'}" in result.stdout
+    result = subprocess.run([sys.executable, "-m", "faceparse_edge", "info"], capture_output=True, text=True, env=env,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("│")]
+    assert any("trainable parameters" in row and "463,275" in row for row in rows)
+    assert any("logical cores" in row and "onnxruntime" in row for row in rows)  # the machine's row not folded

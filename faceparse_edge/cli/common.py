@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from ..fileio import write_text_atomic
-from ..progress import console
+from ..progress import console, make_console
 from ..runtime.backends import EXECUTION_PRECISIONS
 from ..toolkit.settings import DEFAULTS, SIZE_MULTIPLE, TRAIN_SETTINGS
 
@@ -21,7 +20,7 @@ app = typer.Typer(help="faceparse-edge: a small CelebAMask-HQ face parser for ed
                   pretty_exceptions_enable=False, add_completion=False)
 data_app = typer.Typer(help="Prepare and inspect datasets (images/ + masks/ + splits/).", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-out = Console()  # results go to stdout; progress bars and logs to stderr (`console`)
+out = make_console()  # results go to stdout; progress bars and logs to stderr (`console`)
 Precision = Enum("Precision", {p: p for p in EXECUTION_PRECISIONS}, type=str)
 
 

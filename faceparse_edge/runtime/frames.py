@@ -5,7 +5,7 @@ from pathlib import Path
 
 import cv2
 
-from ..errors import FaceparseError
+from ..errors import FaceparseError, NotFoundError
 
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # our one-line errors, not FFmpeg's log
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
@@ -23,7 +23,7 @@ class Frames:
         self.is_camera = isinstance(source, int)
         self.name = f"camera {source}" if self.is_camera else str(source)
         if not self.is_camera and not str(source).startswith(("rtsp://", "http://", "https://")) and not Path(source).is_file():
-            raise FaceparseError(f"video not found: {source}")
+            raise NotFoundError(f"video not found: {source}")
         self.cap = cv2.VideoCapture(source)
         if not self.cap.isOpened():
             self.cap.release()

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import cv2
 
-from ..errors import FaceparseError
+from ..errors import FaceparseError, NotFoundError
 from ..fileio import check_outputs, read_image, write_image, write_label_png
 from ..progress import console, progress_bar
 from .align import corners
@@ -23,7 +23,7 @@ def expand_inputs(inputs) -> list[Path]:
         elif item.is_file():
             files.append(item)
         else:
-            raise FaceparseError(f"input not found: {item}")
+            raise NotFoundError(f"input not found: {item}")
     if not files:
         raise FaceparseError("no images among the inputs")
     return list({p.resolve(): p for p in files}.values())

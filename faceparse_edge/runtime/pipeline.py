@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from ..classes import CLASS_NAMES
-from ..errors import FaceparseError
+from ..errors import InvalidValueError
 from ..fileio import read_image
 from ..models import open_model
 from ..parsing import labels_at, predict_probs, preprocess
@@ -116,7 +116,7 @@ class Parser:
         if isinstance(image, (str, Path)):
             image, color = read_image(image), "rgb"
         elif color not in ("rgb", "bgr"):
-            raise FaceparseError(f"color must be 'rgb' or 'bgr', got '{color}'")
+            raise InvalidValueError(f"color must be 'rgb' or 'bgr', got '{color}'")
         elif color == "bgr" and image.ndim == 3 and image.shape[2] in (3, 4):
             image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB if image.shape[2] == 3 else cv2.COLOR_BGRA2RGB)
         self.reset()
@@ -221,14 +221,16 @@ class Parser:
 def as_rgb(frame: np.ndarray) -> np.ndarray:
     """An 8-bit frame as 3-channel RGB: grayscale is repeated, an alpha channel dropped; anything else is refused."""
     if frame.dtype != np.uint8:
-        raise FaceparseError(f"frames must be 8-bit, got {frame.dtype}")
+        raise InvalidValueError(f"frames must be 8-bit, got {frame.dtype}")
+    if frame.ndim in (2, 3) and 0 in frame.shape[:2]:
+        raise InvalidValueError(f"the image is empty (shape {frame.shape})")
     if frame.ndim == 3 and frame.shape[2] == 3:
         return frame
     if frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 1):
         return cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
     if frame.ndim == 3 and frame.shape[2] == 4:
         return cv2.cvtColor(frame, cv2.COLOR_RGBA2RGB)
-    raise FaceparseError(f"frames must be H x W grayscale or H x W x 3 RGB, got shape {frame.shape}")
+    raise InvalidValueError(f"frames must be H x W grayscale or H x W x 3 RGB, got shape {frame.shape}")
 
 
 def looks_like_a_face(crop_labels: np.ndarray, min_skin: float = 0.05, min_nose: float = 0.002,

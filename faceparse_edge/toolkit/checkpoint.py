@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import FaceparseError, first_line
+from ..errors import FaceparseError, NotFoundError, first_line
 from ..fileio import atomic_path
 from ..models.registry import resolve_model
 from .model import FaceParser, build_model
@@ -23,7 +23,7 @@ def save_checkpoint(path: str | Path, state: dict) -> None:
 def load_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
-        raise FaceparseError(f"checkpoint not found: {path}")
+        raise NotFoundError(f"checkpoint not found: {path}")
     if path.stat().st_size == 0:
         raise FaceparseError(f"checkpoint {path} is empty (0 bytes)")
     try:
@@ -71,7 +71,7 @@ def load_model(path: str | Path | None = None) -> FaceParser:
     if path.suffix.lower() in (".onnx", ".xml"):
         raise FaceparseError(f"{path} is an exported model; this needs torch weights (.safetensors or a .pt checkpoint)")
     if not path.is_file():
-        raise FaceparseError(f"weights not found: {path}")
+        raise NotFoundError(f"weights not found: {path}")
     if path.suffix == ".safetensors":
         config, tensors = _read_safetensors(path)
     else:

@@ -11,7 +11,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..errors import FaceparseError
+from ..errors import FaceparseError, NotFoundError
 from ..fileio import read_image, write_label_png
 from ..parsing import parse_batch
 from ..progress import progress_bar
@@ -27,7 +27,7 @@ def pseudo_label(teacher: FaceParser, data: str | Path, unlabelled: str | Path, 
     samples = list_samples(data)
     train_ids = [s.id for s in list_samples(data, split)]
     if not unlabelled.is_dir():
-        raise FaceparseError(f"unlabelled images folder not found: {unlabelled}")
+        raise NotFoundError(f"unlabelled images folder not found: {unlabelled}")
     images = sorted(p for p in unlabelled.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
     if not images:
         raise FaceparseError(f"no images in {unlabelled}")

@@ -10,7 +10,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from ..errors import FaceparseError, first_line
+from ..errors import FaceparseError, InvalidValueError, NotFoundError, first_line
 from ..fileio import write_text_atomic
 from .samples import channel_mean_std, list_samples, load_pair, resize_pair
 from .distill import parse_scales
@@ -34,7 +34,7 @@ def read_settings(path: Path, known: set[str] | None = None) -> dict:
     outside `known` (when given)."""
     path = Path(path)
     if not path.is_file():
-        raise FaceparseError(f"config file not found: {path}")
+        raise NotFoundError(f"config file not found: {path}")
     try:
         if path.suffix.lower() == ".json":
             settings = json.loads(path.read_text())
@@ -77,9 +77,12 @@ def architecture(settings: dict) -> tuple[ModelConfig, int]:
         config = fit_width(config, settings["budget"])
     elif width is not None:
         try:
-            config = replace(config, width=float(width))
+            value = float(width)
         except ValueError:
-            raise FaceparseError(f"--width must be a number or 'auto', got '{width}'") from None
+            value = None
+        if value is None or not 0 < value < float("inf"):
+            raise InvalidValueError(f"--width must be a positive number or 'auto', got '{width}'")
+        config = replace(config, width=value)
     model = build_model(config, settings["budget"])  # over the budget: a one-line error
     return config, count_parameters(model)
 

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 
 from ..classes import FLIP_PERMUTATION, LEFT_RIGHT_PAIRS
-from ..errors import FaceparseError
+from ..errors import FaceparseError, NotFoundError
 from ..fileio import read_image, read_label_png
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -25,7 +25,7 @@ def list_samples(root: str | Path, split: str | None = None) -> list[Sample]:
     root = Path(root)
     images_dir, masks_dir = root / "images", root / "masks"
     if not root.is_dir():
-        raise FaceparseError(f"data directory not found: {root}")
+        raise NotFoundError(f"data directory not found: {root}")
     for sub in (images_dir, masks_dir):
         if not sub.is_dir():
             raise FaceparseError(f"{root} is not a dataset directory: missing {sub.name}/")
@@ -35,14 +35,14 @@ def list_samples(root: str | Path, split: str | None = None) -> list[Sample]:
     else:
         split_file = root / "splits" / f"{split}.txt"
         if not split_file.is_file():
-            raise FaceparseError(f"split '{split}' not found: {split_file} does not exist")
+            raise NotFoundError(f"split '{split}' not found: {split_file} does not exist")
         ids = [line.strip() for line in split_file.read_text().splitlines() if line.strip()]
     if not ids:
         raise FaceparseError(f"no images in {images_dir}" + (f" for split '{split}'" if split else ""))
     samples = []
     for i in ids:
         if i not in images:
-            raise FaceparseError(f"image for id '{i}' not found in {images_dir}")
+            raise NotFoundError(f"image for id '{i}' not found in {images_dir}")
         mask = masks_dir / f"{i}.png"
         if not mask.is_file():
             raise FaceparseError(f"image {images[i]} has no mask ({mask} is missing)")

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..classes import NUM_CLASSES
-from ..errors import FaceparseError
+from ..errors import FaceparseError, InvalidValueError
 from ..fileio import write_text_atomic
 from ..progress import console, progress_bar
 from .augment import AugmentConfig, Augmenter
@@ -72,10 +72,17 @@ class TrainConfig:
 
 
 def resolve_device(device: str) -> str:
+    """The torch device a run uses: auto, cpu, cuda or cuda:N (a one-line error for any other, or a missing GPU)."""
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise FaceparseError("--device cuda was asked for but no CUDA GPU is available")
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, ValueError):
+        kind = None
+    if kind not in ("cpu", "cuda"):
+        raise InvalidValueError(f"unknown device '{device}'; choose from auto, cpu, cuda (or cuda:N)")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise FaceparseError(f"--device {device} was asked for but no CUDA GPU is available")
     return device
 
 
@@ -161,6 +168,7 @@ def check_trainable(cfg: TrainConfig, input_size: int, world: int = 1) -> None:
     listed), so under torchrun every rank fails alike and at once. The last partial batch of an
     epoch is always dropped (see make_loader), so no step ever sees a single image.
     """
+    resolve_device(cfg.device)  # an unknown device, or CUDA without a GPU
     over = f" over {world} processes" if world > 1 else ""
     if cfg.batch_size % world:
         raise FaceparseError(f"--batch {cfg.batch_size} does not split over {world} processes; use a multiple of {world}")
