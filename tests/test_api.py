@@ -120,3 +120,19 @@ def test_api_errors_are_the_matching_builtins_too(tmp_path):
         open_model(tmp_path / "missing.onnx")
     with pytest.raises(FaceparseError):
         parser.parse(np.zeros((8, 8, 3), np.float32))
+
+
+def test_a_model_with_a_fixed_batch_of_one_parses_batches_an_image_at_a_time(tmp_path, media):
+    """Flip TTA (a batch of 2) and evaluation's batches through a model exported with batch 1."""
+    import onnx
+
+    shipped = resolve_model("edge", "onnxruntime")
+    model = onnx.load(shipped)
+    for value in (model.graph.input[0], model.graph.output[0]):
+        value.type.tensor_type.shape.dim[0].dim_value = 1
+    fixed = tmp_path / "fixed.onnx"
+    onnx.save(model, fixed)
+    photo = media / "biden.jpg"
+    assert np.array_equal(Parser(fixed).parse(photo).labels, Parser(shipped).parse(photo).labels)
+    batch = np.random.default_rng(0).standard_normal((3, 3, 256, 256)).astype(np.float32)
+    assert np.allclose(open_model(fixed)(batch), open_model(shipped)(batch), atol=1e-4)

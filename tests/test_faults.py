@@ -137,6 +137,10 @@ def workspace(tmp_path_factory):
         (root / f"{name}.safetensors").write_bytes(struct.pack("<Q", len(text)) + text + raw[8 + n :])
     (root / "junk.onnx").write_bytes(b"\x08\x07garbage")
     (root / "text.xml").write_text("<net>not a model</net>")
+    ir = resolve_model(None, "openvino")
+    for name in ("nobin", "truncbin"):  # an IR whose weights file is missing, or cut short
+        (root / f"{name}.xml").write_bytes(ir.read_bytes())
+    (root / "truncbin.bin").write_bytes(ir.with_suffix(".bin").read_bytes()[:1000])
     (root / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     (root / "empty.mp4").write_bytes(b"")
     writer = cv2.VideoWriter(str(root / "clip.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 10, (96, 64))
@@ -158,6 +162,7 @@ BAD_INPUTS = {  # command: [(arguments, what the one-line error names)]
              (["--weights", "badjson.safetensors"], "malformed faceparse-edge config"),
              (["--weights", "badtype.safetensors"], "invalid model config"),
              (["--weights", "junk.onnx"], "cannot load ONNX model"), (["--weights", "text.xml"], "cannot load OpenVINO model"),
+             (["--weights", "nobin.xml"], "bin file cannot be found"), (["--weights", "truncbin.xml"], "Incorrect weights"),
              (["--json", "adir"], "adir is a folder")],
     "evaluate": [(["--data", "badmask"], "has class id 30"), (["--data", "badshape"], "not the same shape"),
                  (["--data", "nodata"], "data directory not found"),

@@ -151,9 +151,16 @@ class OnnxRuntimeBackend:
         inp = self.session.get_inputs()[0]
         _check_input(path, inp.shape, self.info)
         self.input_name = inp.name
+        # A model exported with a fixed batch of 1 runs a larger batch an image at a time.
+        self.one_at_a_time = inp.shape[0] == 1
+        if isinstance(inp.shape[0], int) and inp.shape[0] > 1:
+            raise FaceparseError(f"{path} takes a fixed batch of {inp.shape[0]}; export it with a dynamic batch "
+                                 "(faceparse-edge export does) or a batch of 1")
         _check_output(path, self)
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
+        if self.one_at_a_time and len(batch) != 1:
+            return np.concatenate([self.session.run(None, {self.input_name: x[None]})[0] for x in batch])
         return self.session.run(None, {self.input_name: batch})[0]
 
 
