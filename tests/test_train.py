@@ -78,6 +78,13 @@ def test_resume_after_a_stop_continues_exactly(tiny_dataset, tmp_path, monkeypat
         assert np.allclose(tensor.numpy(), b["model"][key].numpy(), atol=1e-6), key
     for key, tensor in (a["ema"] or {}).items():  # the weight average continues too
         assert np.allclose(tensor.numpy(), b["ema"][key].numpy(), atol=1e-6), key
+    shorter = tmp_path / "shorter"  # --epochs with --resume is the run's new total, smaller ones too
+    shorter.mkdir()
+    shutil.copy(tmp_path / "epoch1.pt", shorter / "last.pt")
+    train(replace(cfg, out=str(shorter), epochs=2), None, resume=True)
+    assert load_checkpoint(shorter / "last.pt")["epoch"] == 2
+    with pytest.raises(FaceparseError, match="has trained 3 epochs already"):
+        train(replace(cfg, epochs=2), None, resume=True)
     assert [h["train_loss"] for h in a["history"]] == [h["train_loss"] for h in b["history"]]
 
 
@@ -276,18 +283,28 @@ def test_distillation_trains_toward_a_teacher(tiny_dataset, tmp_path):
         train(_cfg(tiny_dataset, tmp_path / "missing", distill=str(tmp_path / "nope.safetensors")), TINY)
 
 
-def test_train_run_is_the_train_command_as_a_function(tiny_dataset, tmp_path):
-    """Settings by name (the rest at the schema's defaults) -> a checked, trained run with its config.yaml;
+def test_train_run_is_the_train_command_as_a_function(tiny_dataset, tmp_path, monkeypatch):
+    """Settings by name (the rest at the schema's defaults) -> a checked (once), trained run with its config.yaml;
     a folder that holds a run is refused before its settings file is touched."""
     import yaml
 
+    from faceparse_edge.toolkit import run_config, train as train_module
     from faceparse_edge.toolkit.run_config import train_run
     from faceparse_edge.toolkit.settings import DEFAULTS
 
+    checks, check_trainable = [], train_module.check_trainable
+
+    def counted(*args, **kwargs):
+        checks.append(args)
+        return check_trainable(*args, **kwargs)
+
+    for module in (run_config, train_module):
+        monkeypatch.setattr(module, "check_trainable", counted)
     run = tmp_path / "run"
     settings = {"data": str(tiny_dataset), "out_dir": str(run), "epochs": 1, "batch": 2, "imgsz": 32, "width": "0.5",
                 "aspp_channels": 16, "decoder_channels": 16, "low_level_channels": 8}
     summary = train_run(settings)
+    assert len(checks) == 1  # plan_run's check; train() does not repeat it
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["epochs"] == 1 and saved["lr"] == DEFAULTS["lr"] and saved["preset"] == DEFAULTS["preset"]  # defaults
     assert load_model(run / "best.safetensors").config.aspp_channels == 16 and "best_miou" in summary

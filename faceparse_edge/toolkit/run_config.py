@@ -151,7 +151,7 @@ def train_run(settings: dict, on_epoch=None, stats: ModelConfig | None = None, p
     config = replace(config, mean=stats.mean, std=stats.std)
     if rank_and_world()[0] == 0:  # under torchrun, rank 0 alone writes
         write_settings(Path(cfg.out) / "config.yaml", resolved(settings, config))
-    return train(cfg, config, on_epoch=on_epoch)
+    return train(cfg, config, on_epoch=on_epoch, checked=True)
 
 
 def resume_run(out_dir, epochs: int | None = None) -> dict:

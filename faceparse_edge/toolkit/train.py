@@ -201,10 +201,12 @@ def check_new_run(out: Path) -> None:
 
 
 def train(cfg: TrainConfig, model_config: ModelConfig | None, resume: bool = False,
-          on_epoch: Callable[[int, float], None] | None = None) -> dict:
-    """Train (or resume) a model; returns the run summary. `model_config` None means resume.
+          on_epoch: Callable[[int, float], None] | None = None, checked: bool = False) -> dict:
+    """Train (or resume) a model; returns the run summary. `model_config` None means resume; with `cfg.epochs`
+    (0: the saved count) the run's new total.
 
-    `on_epoch(epoch, val_miou)` is called after each epoch (a tuner's pruner raises from it).
+    `on_epoch(epoch, val_miou)` is called after each epoch (a tuner's pruner raises from it). `checked`: the
+    settings passed check_trainable already (run_config.plan_run), which then runs once per run.
     """
     out = Path(cfg.out)
     last_path = out / "last.pt"
@@ -212,8 +214,10 @@ def train(cfg: TrainConfig, model_config: ModelConfig | None, resume: bool = Fal
     if resume:
         state = load_checkpoint(last_path)
         saved = state["train_config"]
-        cfg = TrainConfig(**{**saved, "out": str(out),  # the run may have been moved
-                             "epochs": max(saved["epochs"], cfg.epochs) if cfg.epochs else saved["epochs"]})
+        if cfg.epochs and cfg.epochs < state["epoch"]:
+            raise FaceparseError(f"{out} has trained {state['epoch']} epochs already: --epochs, its new total, "
+                                 f"must be {state['epoch']} or more")
+        cfg = TrainConfig(**{**saved, "out": str(out), "epochs": cfg.epochs or saved["epochs"]})  # (it may have moved)
         model_config = ModelConfig.from_dict(state["config"])
     else:
         check_new_run(out)
@@ -221,7 +225,8 @@ def train(cfg: TrainConfig, model_config: ModelConfig | None, resume: bool = Fal
         raise FaceparseError(f"unknown cache '{cfg.cache}'; choose from {', '.join(CACHE_CHOICES)}")
     if cfg.extra_blocks_lr != 1.0 and not model_config.extra_blocks:
         raise FaceparseError("--extra-blocks-lr sets the learning rate of the --extra-blocks, and this model has none")
-    check_trainable(cfg, model_config.input_size, rank_and_world()[1])
+    if not checked:
+        check_trainable(cfg, model_config.input_size, rank_and_world()[1])
     device = resolve_device(cfg.device)
     with process_group(device):
         return _train(cfg, model_config, state, device, on_epoch)
