@@ -1,6 +1,7 @@
 """Reading and writing images and label maps, with atomic writes (torch-free)."""
 
 import contextlib
+import glob
 import os
 import shutil
 import tempfile
@@ -34,17 +35,39 @@ def write_error(path, cause: BaseException | str) -> FaceparseError:
     return FaceparseError(f"cannot write {path}: {reason}")
 
 
+def _is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # (PermissionError: another user's process)
+        return True
+    return True
+
+
+def remove_stale(folder: Path, prefix: str) -> None:
+    """Remove the temporary files and folders that killed processes left in `folder`: names `prefix` + PID + '.' +
+    anything, whose PID no longer runs (a live writer's, this process's included, are kept)."""
+    for leftover in folder.glob(f"{glob.escape(prefix)}*"):
+        pid = leftover.name[len(prefix):].split(".", 1)[0]
+        if pid.isdigit() and not _is_running(int(pid)):
+            shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds.
 
     A failed write (full disk, read-only folder, a folder or file in the way) is a one-line
-    error naming `path`, and leaves neither the temporary file nor anything under `path`.
+    error naming `path`, and leaves neither the temporary file nor anything under `path`. The
+    temporary name holds this process's id, so that a later write to `path` removes what a killed
+    one left behind.
     """
     path = Path(path)
+    prefix = f".{path.name}."
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f"{prefix}{os.getpid()}.", suffix=path.suffix, dir=path.parent)
         os.close(fd)
     except OSError as exc:
         raise write_error(path, exc) from None
@@ -54,6 +77,7 @@ def atomic_path(path: str | os.PathLike):
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
+        remove_stale(path.parent, prefix)
     except FaceparseError:
         raise
     except Exception as exc:  # the writers raise OSError, RuntimeError, SafetensorError... for one failed write
@@ -61,6 +85,9 @@ def atomic_path(path: str | os.PathLike):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+STAGING_PREFIX = ".staging-"
 
 
 @contextlib.contextmanager
@@ -72,7 +99,7 @@ def staging_dir(out_dir: str | os.PathLike):
     created = not out_dir.exists()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        stage = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))
+        stage = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}.", dir=out_dir))
     except OSError as exc:
         raise write_error(out_dir, exc) from None
     try:
@@ -92,6 +119,7 @@ def staging_dir(out_dir: str | os.PathLike):
             raise FaceparseError(str(exc).replace(str(stage), str(out_dir))) from None
         raise
     shutil.rmtree(stage, ignore_errors=True)
+    remove_stale(out_dir, STAGING_PREFIX)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

@@ -139,6 +139,24 @@ def test_export_killed_mid_way_leaves_no_model_under_a_final_name(noise, tmp_pat
     result = cli("export", "--data", noise / "data", "--out", out)  # a leftover staging folder is no obstacle
     assert result.returncode == 0, result.stderr
     assert (out / "faceparse-edge.onnx").is_file()
+    assert not list(out.glob(".staging-*"))  # and the successful export removed it
+
+
+def test_a_later_write_removes_what_a_killed_writer_left_beside_it(tmp_path):
+    from faceparse_edge.fileio import write_text_atomic
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a process id that no longer runs: a killed writer's
+    left = [tmp_path / f".metrics.json.{gone.pid}.x1y2.json", tmp_path / f".last.pt.{gone.pid}.abc.pt"]
+    live = tmp_path / f".metrics.json.{os.getpid()}.zz.json"  # a writer still at work: kept
+    other = tmp_path / ".notes.txt.123.txt"  # another file's
+    for path in [*left, live, other]:
+        path.write_text("partial")
+    write_text_atomic(tmp_path / "metrics.json", "[]")
+    assert not left[0].exists() and left[1].exists() and live.exists() and other.exists()
+    write_text_atomic(tmp_path / "last.pt", "x")
+    assert not left[1].exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name, "last.pt", "metrics.json"])
 
 
 @pytest.fixture(scope="module")
