@@ -135,3 +135,16 @@ def test_unreachable_storage_and_a_study_with_another_space_are_one_line_errors(
     storage = f"sqlite:///{tmp_path / 'tune.db'}"
     open_study(storage, "s", {"lr": {"low": 0.001, "high": 0.1}}, "median", 1, None)
     assert_one_line_error(cli(*_tune_args(setup, tmp_path, storage)), "was created with another search space")
+
+
+def test_a_study_whose_only_trial_failed_is_a_one_line_error_with_its_reason(setup, tmp_path):
+    space = tmp_path / "space.yaml"
+    space.write_text("aspp_channels: {choices: [1024]}\n")
+    out = tmp_path / "out"
+    result = cli("tune", "--data", setup / "data", "--config", setup / "base.yaml", "--space", space, "--imgsz", "64",
+                 "--epochs", "1", "--budget", "100000", "--n-trials", "1", "--workers", "0", "--out", out)
+    assert_one_line_error(result, "no trial of study")
+    assert "(1 fail) (trial 0: " in result.stderr and "over the budget" in result.stderr
+    assert "of 100,000" in result.stdout  # the reason in the table whole, not cut at 60 characters
+    assert not (out / "best.yaml").exists() and (out / "tune.json").is_file()
+    assert not list(out.glob(".*"))  # no lock or temporary file left behind

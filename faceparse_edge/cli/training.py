@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from ..classes import CLASS_NAMES
+from ..errors import FaceparseError
 from ..fileio import check_outputs, write_text_atomic
 from ..models import resolve_model
 from ..progress import console
@@ -169,17 +170,22 @@ def tune(
     check_outputs([config, space], [json_file], [out_dir])
     result = run_tune(data, config, space, n_trials, timeout, epochs, imgsz, budget, study_name, storage, out_dir,
                       pruner, startup_trials, seed, workers)
-    print_table(f"study {study_name}: {result['trials']} trials ({', '.join(f'{n} {s}' for s, n in result['states'].items())})",
+    rows = result.pop("rows")
+    states = ", ".join(f"{n} {s}" for s, n in result["states"].items())
+    print_table(f"study {study_name}: {result['trials']} trials ({states})",
                 ("trial", "state", "val mIoU", "epochs", "params", "s", "note"),
                 [(str(r["trial"]), r["state"], fmt(r["val_miou"], "{:.2f}"), str(r["epochs"]), fmt(r["params"], "{:,}"),
-                  fmt(r["seconds"], "{:.0f}"), r["note"][:60])
-                 for r in sorted(result.pop("rows"), key=lambda r: -(r["val_miou"] or -1))[:15]], left=("state", "note"))
+                  fmt(r["seconds"], "{:.0f}"), r["note"])
+                 for r in sorted(rows, key=lambda r: -(r["val_miou"] or -1))[:15]], left=("state", "note"))
     if "best" in result:
         out.print(f"best: trial {result['best']['trial']}, val mIoU {result['best']['val_miou']:.2f}; "
                   f"train it in full: faceparse-edge train --config {result['best']['config']}")
     if "importances" in result:
         out.print("importance (fANOVA): " + ", ".join(f"{k} {v:.2f}" for k, v in result["importances"].items()))
     write_json(json_file, result)
+    if "best" not in result:
+        reason = next((f" (trial {r['trial']}: {r['note']})" for r in rows if r["note"]), "")
+        raise FaceparseError(f"no trial of study {study_name} completed ({states}){reason}: no best settings written")
 
 
 @app.command()

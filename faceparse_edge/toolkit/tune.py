@@ -201,15 +201,16 @@ def trial_rows(study) -> list[dict]:
 def _one_writer_at_a_time(out_dir: Path):
     """An exclusive lock on the results folder. Workers sharing it write in turn, each from what
     it reads under the lock, so the last to finish writes every trial's final state; without it,
-    a worker still plotting from an older read could rename its tables over a newer worker's."""
+    a worker still plotting from an older read could rename its tables over a newer worker's.
+    The folder itself is locked: no lock file is left in it."""
     import fcntl
 
-    with open(out_dir / ".results.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    folder = os.open(out_dir, os.O_RDONLY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(folder)  # (closing releases the lock)
 
 
 def save_results(study, base: dict, full: dict, out_dir: Path) -> dict:
