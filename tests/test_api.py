@@ -136,3 +136,21 @@ def test_a_model_with_a_fixed_batch_of_one_parses_batches_an_image_at_a_time(tmp
     assert np.array_equal(Parser(fixed).parse(photo).labels, Parser(shipped).parse(photo).labels)
     batch = np.random.default_rng(0).standard_normal((3, 3, 256, 256)).astype(np.float32)
     assert np.allclose(open_model(fixed)(batch), open_model(shipped)(batch), atol=1e-4)
+
+
+@pytest.mark.parametrize("model", ["edge", "edge-int8"])
+def test_openvino_compiled_per_batch_size_as_on_arm_gives_the_dynamic_models_outputs(model):
+    """On aarch64 OpenVINO compiles one model per batch size (its ARM plugin cannot compile the dynamic batch);
+    forced here, the dynamic model's outputs (INT8: its kernels for a fixed batch may round differently)."""
+    from faceparse_edge.runtime.backends import OpenVinoBackend
+
+    path = resolve_model(model, "openvino")
+    dynamic, per_batch = OpenVinoBackend(path), OpenVinoBackend(path, static_batch=True)
+    for n in (2, 3, 2):
+        batch = np.random.default_rng(n).standard_normal((n, 3, 256, 256)).astype(np.float32)
+        fixed, free = per_batch(batch), dynamic(batch)
+        if model.endswith("int8"):
+            assert (fixed.argmax(1) == free.argmax(1)).mean() > 0.99 and np.abs(fixed - free).max() < 1
+        else:
+            assert np.allclose(fixed, free, atol=1e-4)
+    assert sorted(per_batch._by_batch) == [1, 2, 3]  # (1: the load check's blank image)

@@ -5,6 +5,7 @@ classes) in its metadata, so a model file alone is enough to run it.
 """
 
 import json
+import platform
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -16,7 +17,8 @@ from ..errors import FaceparseError, InvalidValueError, first_line
 
 CONFIG_KEY = "faceparse_edge.config"
 PRECISION_KEY = "faceparse_edge.precision"
-READS = {"onnxruntime": (".onnx",), "openvino": (".xml", ".onnx")}  # each backend: the model files it opens
+READS = {"onnxruntime": (".onnx",), "openvino": (".xml", ".onnx")}
+ARM_MACHINES = ("aarch64", "arm64")  # platform.machine() on 64-bit ARM (Linux, macOS)  # each backend: the model files it opens
 # Floating-point execution precision. f32 is the default on every CPU: OpenVINO would otherwise
 # pick bf16 by itself on CPUs that have it (issue 9 reports a max logit diff of 0.27 against ONNX
 # Runtime on the shipped model there).
@@ -165,20 +167,34 @@ class OnnxRuntimeBackend:
 
 
 class OpenVinoBackend:
+    """An OpenVINO model on the CPU. `static_batch` (default: on ARM) compiles one model per batch size in use,
+    reshaped to it first: OpenVINO's ARM CPU plugin cannot compile the ASPP's image-pooling branch under a
+    dynamic batch (`Check 'any_of(scale.size(), OC, 1U)' failed`), while x86 compiles the dynamic model once."""
+
     name = "openvino"
 
-    def __init__(self, path: str | Path, threads: int = 0, precision: str = "f32"):
-        model = openvino_model(str(path), path)
-        self.info = _openvino_model_info(model, path)
-        _check_input(path, [d.get_length() if d.is_static else -1 for d in model.input(0).get_partial_shape()],
+    def __init__(self, path: str | Path, threads: int = 0, precision: str = "f32", static_batch: bool | None = None):
+        self.model = openvino_model(str(path), path)
+        self.info = _openvino_model_info(self.model, path)
+        _check_input(path, [d.get_length() if d.is_static else -1 for d in self.model.input(0).get_partial_shape()],
                      self.info)
-        self.compiled = openvino_compiled(model, threads, precision, path)
+        self.static_batch = platform.machine().lower() in ARM_MACHINES if static_batch is None else static_batch
+        self._compile = lambda model: openvino_compiled(model, threads, precision, path)
+        self._by_batch = {}  # batch size (None: any) -> (compiled model, its output)
         self.execution_precision = precision
-        self.output = self.compiled.output(0)
         _check_output(path, self)
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        return self.compiled(batch)[self.output]
+        key = len(batch) if self.static_batch else None
+        if key not in self._by_batch:
+            model = self.model
+            if key is not None:
+                model = self.model.clone()
+                model.reshape({model.input(0): [key, *batch.shape[1:]]})
+            compiled = self._compile(model)
+            self._by_batch[key] = compiled, compiled.output(0)
+        compiled, output = self._by_batch[key]
+        return compiled(batch)[output]
 
 
 def _openvino_model_info(model, path) -> ModelInfo:
