@@ -4,7 +4,7 @@ Two uses: tracks follow their face on the frames between detections (so the crop
 the face and the detector can run less often), and a face's smoothed probabilities are
 moved along with the face before they are blended with the new frame's. Blending without
 moving them leaves the labels trailing a moving face: on the shared video that raised the
-motion-compensated flicker instead of lowering it (benchmarks/results/avx2/runtime.md).
+motion-compensated flicker instead of lowering it (`git show 3a8f4e8:benchmarks/results/avx2/runtime.md`).
 Cuts to a new shot are found here too: no motion connects the faces across them.
 """
 
@@ -21,7 +21,8 @@ CUT_SIZE = (64, 36)  # frames are compared at this size to find cuts
 # Smoothing trusts a face's previous parse by exp(-change / CHANGE_LEVELS), where change is the mean
 # grey-level difference over the centre of the face's crop between frames: small for a still face under
 # camera noise, several times that for a moving or turning one. 4 (with the default weight 0.9) was
-# picked by the still/moving and repeated-frame measures in benchmarks/results/avx2/runtime.md.
+# picked by the still/moving and repeated-frame measures of bench_runtime.py then (git show
+# 3a8f4e8:benchmarks/results/avx2/runtime.md); today's measures: benchmarks/results/<cpu>/runtime.md.
 CHANGE_LEVELS = 4.0
 CUT_LEVELS = 20.0  # mean absolute grey-level change that marks a cut (shared video: cuts 28-31, motion at most 14)
 
