@@ -31,6 +31,7 @@ from .motion import CHANGE_LEVELS, CropFlow, face_shift, is_cut, warp_probs
 # Where a frame's time goes: following tracked faces, detection, cutting and resampling the crops, the
 # model call itself, flip TTA and softmax around it, temporal smoothing, and pasting the labels into the frame.
 PIPELINE_STAGES = ("track", "detect", "crop", "preprocess", "model", "tta", "smooth", "paste")
+MAX_CALL_PIXELS = 2 * 512 * 512  # input pixels per model call: one face of edge-hq with flip TTA, four of edge
 
 
 @dataclass
@@ -102,7 +103,11 @@ class Parser:
             model_s.append(time.perf_counter() - t)
             return out
 
-        probs = predict_probs(run, batch, self.tta)
+        # At most MAX_CALL_PIXELS per model call: the runtime's memory is the largest call's activations (a frame of
+        # five faces through edge-hq in one call peaked at 1.1 GB, one face a call at 0.36; bench_memory.py).
+        per_call = max(1, MAX_CALL_PIXELS // ((2 if self.tta else 1) * batch.shape[2] * batch.shape[3]))
+        probs = np.concatenate([predict_probs(run, batch[i : i + per_call], self.tta)
+                                for i in range(0, len(batch), per_call)])
         if timings is not None:
             timings["preprocess"] = (t1 - t0) * 1000
             timings["model"] = sum(model_s) * 1000
