@@ -15,13 +15,13 @@ export MALLOC_TOP_PAD_ ?= 536870912
 PIP := $(BIN)/python -m pip install -q -c constraints.txt
 LOCK_VENV := .venv-lock
 
-# The runtime on a second Python (the one Debian 13 ships): its own runtime-only venv, no torch.
-# (pyenv's own build first: its python3.13 shim fails unless 3.13 is selected.)
-RUNTIME_PY ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13 /usr/bin/python3.13 /usr/local/bin/python3.13))
-RUNTIME_VENV := .venv-py313
+# The runtime on the oldest and the newest Python pyproject allows (Ubuntu 22.04's 3.10, Debian 13's 3.13): each
+# its own runtime-only venv, no torch. (pyenv's own builds first: its shims fail unless that Python is selected.)
+PY310 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.10*/bin/python3.10 /usr/bin/python3.10 /usr/local/bin/python3.10))
+PY313 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13 /usr/bin/python3.13 /usr/local/bin/python3.13))
 RUNTIME_TESTS := tests/test_api.py tests/test_detectors.py tests/test_runtime.py tests/test_alignment.py
 
-.PHONY: setup-runtime setup demo test test-runtime-py313 benchmark lock clean
+.PHONY: setup-runtime setup demo test test-runtime-py310 test-runtime-py313 benchmark lock clean
 
 # The runtime install: numpy, OpenCV, ONNX Runtime, OpenVINO, typer (no torch).
 $(BIN)/.runtime: pyproject.toml constraints.txt
@@ -47,19 +47,19 @@ demo: setup-runtime
 
 test: setup
 	$(BIN)/python -m pytest -q
-	$(MAKE) test-runtime-py313
+	$(MAKE) test-runtime-py310 test-runtime-py313
 
-# The runtime tests (API, detector, image, video, alignment) on Python 3.13 with the runtime install alone
-# (plus pytest, and onnx to build a test model). Without a Python 3.13 this fails under CI and is
-# skipped, saying so, elsewhere.
-test-runtime-py313:
-	@if [ -z "$(RUNTIME_PY)" ]; then \
-	    echo "no python3.13 found (set RUNTIME_PY=...): runtime tests on a second Python not run"; \
+# The runtime tests (API, detector, image, video, alignment) on Python 3.10 and 3.13 with the runtime install
+# alone (plus pytest, and onnx to build a test model), in .venv-py310 and .venv-py313. Without that Python
+# this fails under CI and is skipped, saying so, elsewhere (PY310=/PY313= pick another).
+test-runtime-py310 test-runtime-py313: test-runtime-py%:
+	@if [ -z "$(PY$*)" ]; then \
+	    echo "no python for py$* found (set PY$*=...): the runtime tests on it not run"; \
 	    [ -z "$$CI" ]; exit $$?; fi
-	@[ -x $(RUNTIME_VENV)/bin/python ] || $(RUNTIME_PY) -m venv $(RUNTIME_VENV)
-	$(RUNTIME_VENV)/bin/python -m pip install -q -c constraints.txt --upgrade pip
-	$(RUNTIME_VENV)/bin/python -m pip install -q -c constraints.txt -e . pytest onnx
-	$(RUNTIME_VENV)/bin/python -m pytest -q -p no:cacheprovider $(RUNTIME_TESTS)
+	@[ -x .venv-py$*/bin/python ] || $(PY$*) -m venv .venv-py$*
+	.venv-py$*/bin/python -m pip install -q -c constraints.txt --upgrade pip
+	.venv-py$*/bin/python -m pip install -q -c constraints.txt -e . pytest onnx
+	.venv-py$*/bin/python -m pytest -q -p no:cacheprovider $(RUNTIME_TESTS)
 
 benchmark: setup
 	$(BIN)/faceparse-edge benchmark --data $(DATA)
@@ -67,7 +67,8 @@ benchmark: setup
 	$(BIN)/python benchmarks/bench_toolkit.py --data $(DATA)
 	$(BIN)/python benchmarks/bench_runtime.py --video $(SHARED)/media/short_hamilton_clip.mp4
 
-# Newest releases within pyproject's ranges, in a throw-away venv; the lock is rewritten only if the suite passes.
+# Newest releases within pyproject's ranges, in throw-away venvs (the main Python's full install, and Python 3.10's
+# runtime install); the lock is rewritten, with markers where 3.10 needs other pins, only if the suites pass.
 lock:
 	rm -rf $(LOCK_VENV)
 	python3 -m venv $(LOCK_VENV)
@@ -75,10 +76,16 @@ lock:
 	$(LOCK_VENV)/bin/python -m pip install -q torch==2.13.0
 	$(LOCK_VENV)/bin/python -m pip install -q -e ".[train,test]"
 	$(LOCK_VENV)/bin/python -m pytest -q
-	{ echo "# The versions \`make test\` last passed with (written by \`make lock\`; see README)."; \
-	  $(LOCK_VENV)/bin/python -m pip freeze --all --exclude-editable | sed 's/+cpu$$//'; } > constraints.txt.tmp
+	$(LOCK_VENV)/bin/python -m pip freeze --all --exclude-editable > $(LOCK_VENV)/main.txt
+	rm -rf $(LOCK_VENV)-py310
+	$(PY310) -m venv $(LOCK_VENV)-py310
+	$(LOCK_VENV)-py310/bin/python -m pip install -q --upgrade pip
+	$(LOCK_VENV)-py310/bin/python -m pip install -q -e . pytest onnx
+	$(LOCK_VENV)-py310/bin/python -m pytest -q -p no:cacheprovider $(RUNTIME_TESTS)
+	$(LOCK_VENV)-py310/bin/python -m pip freeze --all --exclude-editable > $(LOCK_VENV)/py310.txt
+	python3 tools/merge_lock.py $(LOCK_VENV)/main.txt $(LOCK_VENV)/py310.txt > constraints.txt.tmp
 	mv constraints.txt.tmp constraints.txt
-	rm -rf $(LOCK_VENV)
+	rm -rf $(LOCK_VENV) $(LOCK_VENV)-py310
 
 clean:
-	rm -rf $(VENV) $(LOCK_VENV) $(RUNTIME_VENV) runs build *.egg-info
+	rm -rf $(VENV) $(LOCK_VENV) .venv-py310 .venv-py313 runs build *.egg-info
