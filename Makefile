@@ -23,11 +23,11 @@ RUNTIME_TESTS := tests/test_api.py tests/test_detectors.py tests/test_runtime.py
 
 .PHONY: setup-runtime setup demo test test-runtime-py310 test-runtime-py313 benchmark lock clean
 
-# The runtime install: numpy, OpenCV, ONNX Runtime, OpenVINO, typer (no torch).
+# The runtime install: numpy, OpenCV, ONNX Runtime, typer, and the [openvino] extra (no torch).
 $(BIN)/.runtime: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PIP) --upgrade pip
-	$(PIP) -e .
+	$(PIP) -e ".[openvino]"
 	touch $@
 
 # Training, export and tests: torch exactly 2.13.0 first (the CPU wheel on disk; any other
@@ -58,7 +58,7 @@ test-runtime-py310 test-runtime-py313: test-runtime-py%:
 	    [ -z "$$CI" ]; exit $$?; fi
 	@[ -x .venv-py$*/bin/python ] || $(PY$*) -m venv .venv-py$*
 	.venv-py$*/bin/python -m pip install -q -c constraints.txt --upgrade pip
-	.venv-py$*/bin/python -m pip install -q -c constraints.txt -e . pytest onnx
+	.venv-py$*/bin/python -m pip install -q -c constraints.txt -e ".[openvino]" pytest onnx
 	.venv-py$*/bin/python -m pytest -q -p no:cacheprovider $(RUNTIME_TESTS)
 
 benchmark: setup
@@ -80,7 +80,7 @@ lock:
 	rm -rf $(LOCK_VENV)-py310
 	$(PY310) -m venv $(LOCK_VENV)-py310
 	$(LOCK_VENV)-py310/bin/python -m pip install -q --upgrade pip
-	$(LOCK_VENV)-py310/bin/python -m pip install -q -e . pytest onnx
+	$(LOCK_VENV)-py310/bin/python -m pip install -q -e ".[openvino]" pytest onnx
 	$(LOCK_VENV)-py310/bin/python -m pytest -q -p no:cacheprovider $(RUNTIME_TESTS)
 	$(LOCK_VENV)-py310/bin/python -m pip freeze --all --exclude-editable > $(LOCK_VENV)/py310.txt
 	python3 tools/merge_lock.py $(LOCK_VENV)/main.txt $(LOCK_VENV)/py310.txt > constraints.txt.tmp

@@ -154,3 +154,16 @@ def test_openvino_compiled_per_batch_size_as_on_arm_gives_the_dynamic_models_out
         else:
             assert np.allclose(fixed, free, atol=1e-4)
     assert sorted(per_batch._by_batch) == [1, 2, 3]  # (1: the load check's blank image)
+
+
+def test_without_openvino_its_backend_is_a_one_line_error_and_onnx_runtime_runs(media):
+    """The base install where OpenVINO cannot install (glibc < 2.35): simulated by hiding the package."""
+    code = ("import sys; sys.modules['openvino'] = None\n"
+            "from faceparse_edge import Parser\n"
+            "from faceparse_edge.errors import FaceparseError\n"
+            f"print(len(Parser('edge').parse({str(media / 'biden.jpg')!r}).faces))\n"
+            "try:\n    Parser('edge', backend='openvino')\nexcept FaceparseError as exc:\n    print(exc)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stderr
+    faces, message = result.stdout.strip().splitlines()
+    assert faces == "1" and "pip install 'faceparse-edge[openvino]'" in message

@@ -10,7 +10,7 @@ import sys
 OLDEST, NEWER = 'python_version < "3.11"', 'python_version >= "3.11"'
 HEADER = ("# The versions `make test` last passed with (written by `make lock`; see docs/install.md).\n"
           f"# Python 3.10 (Ubuntu 22.04, JetPack 6) has no wheels of some pins: its own pins carry {OLDEST}\n"
-          "# (its runtime install, `pip install -e . pytest onnx`, resolved on 3.10 and run with the runtime tests).")
+          "# (its runtime install, `pip install -e '.[openvino]' pytest onnx`, resolved on 3.10 and run with the runtime tests).")
 
 
 def pins(path: str) -> dict[str, tuple[str, str]]:

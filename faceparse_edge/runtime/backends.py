@@ -29,8 +29,11 @@ _CAPABILITY = {"bf16": "BF16", "f16": "FP16"}  # OpenVINO CPU OPTIMIZATION_CAPAB
 @lru_cache(maxsize=1)
 def openvino_core():
     """The process's one OpenVINO Core (reading, compiling and querying the CPU all go through it)."""
-    import openvino as ov
-
+    try:
+        import openvino as ov
+    except ImportError:
+        raise FaceparseError("the OpenVINO backend needs the openvino package: pip install 'faceparse-edge[openvino]' "
+                             "(its wheels need glibc 2.35 or newer); --backend onnxruntime runs without it") from None
     return ov.Core()
 
 
