@@ -1,10 +1,22 @@
 // The page: a camera, a video file or photos through the parser, drawn with a legend and a HUD.
 // window.faceparseEdge exposes the API (Parser, pixelsOf, labelPng, drawOverlay) and the page's own parser.
 
-import { Parser, STAGES, drawOverlay, encodeResult, hasWasmSimd, hudLines, labelPng, pixelsOf } from './faceparse-edge.js';
+import {
+  Parser,
+  STAGES,
+  drawOverlay,
+  encodeResult,
+  hasWasmSimd,
+  hudLines,
+  labelPng,
+  pixelsOf,
+} from './faceparse-edge.js';
 
 const $ = (id) => document.getElementById(id);
-const status = $('status'), canvas = $('view'), ctx = canvas.getContext('2d'), video = $('video');
+const status = $('status'),
+  canvas = $('view'),
+  ctx = canvas.getContext('2d'),
+  video = $('video');
 const page = { parser: null, loop: null, stream: null, photo: null, fps: null };
 window.faceparseEdge = { Parser, STAGES, pixelsOf, labelPng, drawOverlay, hudLines, encodeResult, hasWasmSimd, page };
 
@@ -13,11 +25,16 @@ function say(message, error = false) {
   status.className = error ? 'error' : '';
 }
 
-const query = new URLSearchParams(location.search);  // ?ep=webgpu&precision=int8&tta=0&detectEvery=3&threads=1
+const query = new URLSearchParams(location.search); // ?ep=webgpu&precision=int8&tta=0&detectEvery=3&threads=1
 
 function settings() {
-  return { executionProvider: $('provider').value, precision: $('precision').value || 'fp32', tta: $('tta').checked,
-           detectEvery: Math.max(1, Number($('detect-every').value) || 1), threads: Number(query.get('threads')) || 0 };
+  return {
+    executionProvider: $('provider').value,
+    precision: $('precision').value || 'fp32',
+    tta: $('tta').checked,
+    detectEvery: Math.max(1, Number($('detect-every').value) || 1),
+    threads: Number(query.get('threads')) || 0,
+  };
 }
 
 /** (Re)create the page's parser with the controls' settings; the inputs stay usable if it fails. */
@@ -32,10 +49,13 @@ async function loadParser() {
     say(error.message, true);
     return null;
   }
-  const p = page.parser, m = p.manifest.model;
-  say(`Ready: ${m.config.input_size ?? m.input_size} px model, ${p.precision}, ${p.executionProvider}` +
+  const p = page.parser,
+    m = p.manifest.model;
+  say(
+    `Ready: ${m.config.input_size ?? m.input_size} px model, ${p.precision}, ${p.executionProvider}` +
       `${p.executionProvider === 'wasm' ? ` (${p.threads} thread${p.threads === 1 ? '' : 's'})` : ''}. ` +
-      'Start the camera, or choose or drop photos or a video.');
+      'Start the camera, or choose or drop photos or a video.',
+  );
   return p;
 }
 
@@ -49,7 +69,7 @@ function stop() {
 
 /** Parse the playing video (camera or file) frame by frame until it ends or another input starts. */
 async function run(label) {
-  const parser = page.parser || await loadParser();
+  const parser = page.parser || (await loadParser());
   if (!parser) return;
   parser.reset();
   const token = {};
@@ -58,19 +78,29 @@ async function run(label) {
   let last = performance.now();
   say(`Parsing ${label}…`);
   while (page.loop === token && !video.ended) {
-    if (video.paused || video.readyState < 2) { await new Promise((r) => setTimeout(r, 30)); continue; }
+    if (video.paused || video.readyState < 2) {
+      await new Promise((r) => setTimeout(r, 30));
+      continue;
+    }
     const result = await parser.parseFrame(video);
-    const now = performance.now(), rate = 1000 / Math.max(1, now - last);
+    const now = performance.now(),
+      rate = 1000 / Math.max(1, now - last);
     last = now;
     page.fps = page.fps === null ? rate : 0.9 * page.fps + 0.1 * rate;
     drawOverlay(ctx, result.image, result, parser.manifest, hudLines(page.parser, result, page.fps));
-    await new Promise((r) => (video.requestVideoFrameCallback ? video.requestVideoFrameCallback(() => r()) : requestAnimationFrame(r)));
+    await new Promise((r) =>
+      video.requestVideoFrameCallback ? video.requestVideoFrameCallback(() => r()) : requestAnimationFrame(r),
+    );
   }
   if (page.loop === token) say(`Finished ${label}.`);
 }
 
 async function startCamera() {
-  if (page.stream) { stop(); say('Camera stopped.'); return; }
+  if (page.stream) {
+    stop();
+    say('Camera stopped.');
+    return;
+  }
   if (!navigator.mediaDevices?.getUserMedia) {
     say('No camera access here: the page must be served from localhost or https.', true);
     return;
@@ -79,8 +109,12 @@ async function startCamera() {
   try {
     page.stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
   } catch (error) {
-    const reason = { NotAllowedError: 'camera permission was denied', NotFoundError: 'no camera was found',
-                     NotReadableError: 'the camera is in use by another program' }[error.name] || error.message;
+    const reason =
+      {
+        NotAllowedError: 'camera permission was denied',
+        NotFoundError: 'no camera was found',
+        NotReadableError: 'the camera is in use by another program',
+      }[error.name] || error.message;
     say(`Cannot start the camera: ${reason}. Photos and video files still work.`, true);
     return;
   }
@@ -109,7 +143,7 @@ async function openVideo(file) {
 
 async function openPhotos(files) {
   stop();
-  const parser = page.parser || await loadParser();
+  const parser = page.parser || (await loadParser());
   if (!parser) return;
   const problems = [];
   for (const file of files) {
@@ -127,35 +161,58 @@ async function openPhotos(files) {
     $('download').disabled = false;
   }
   if (problems.length) say(problems.join('; '), true);
-  else if (page.photo) say(`${page.photo.result.faces.length} face(s) in ${files.length === 1 ? files[0].name : `the last of ${files.length} photos`}.`);
+  else if (page.photo)
+    say(
+      `${page.photo.result.faces.length} face(s) in ${
+        files.length === 1 ? files[0].name : `the last of ${files.length} photos`
+      }.`,
+    );
 }
 
 function openFiles(files) {
   const list = [...files];
-  const videos = list.filter((f) => f.type.startsWith('video/')), images = list.filter((f) => !f.type.startsWith('video/'));
+  const videos = list.filter((f) => f.type.startsWith('video/')),
+    images = list.filter((f) => !f.type.startsWith('video/'));
   if (videos.length) openVideo(videos[0]);
   else if (images.length) openPhotos(images);
 }
 
 async function download() {
   if (!page.photo) return;
-  const blob = await labelPng(page.photo.result.labels, page.photo.result.width, page.photo.result.height,
-                              page.parser.manifest.palette);
-  const link = Object.assign(document.createElement('a'), { href: URL.createObjectURL(blob), download: page.photo.name });
+  const blob = await labelPng(
+    page.photo.result.labels,
+    page.photo.result.width,
+    page.photo.result.height,
+    page.parser.manifest.palette,
+  );
+  const link = Object.assign(document.createElement('a'), {
+    href: URL.createObjectURL(blob),
+    download: page.photo.name,
+  });
   link.click();
   setTimeout(() => URL.revokeObjectURL(link.href), 1000);
 }
 
 async function main() {
-  window.addEventListener('unhandledrejection', (event) => { event.preventDefault(); say(String(event.reason?.message || event.reason), true); });
+  window.addEventListener('unhandledrejection', (event) => {
+    event.preventDefault();
+    say(String(event.reason?.message || event.reason), true);
+  });
   $('camera').onclick = startCamera;
   $('video-file').onchange = (e) => e.target.files.length && openVideo(e.target.files[0]);
   $('photo-files').onchange = (e) => e.target.files.length && openPhotos([...e.target.files]);
   $('download').onclick = download;
   for (const id of ['provider', 'precision', 'tta', 'detect-every']) $(id).onchange = loadParser;
-  document.addEventListener('dragover', (e) => { e.preventDefault(); document.body.classList.add('dragging'); });
+  document.addEventListener('dragover', (e) => {
+    e.preventDefault();
+    document.body.classList.add('dragging');
+  });
   document.addEventListener('dragleave', () => document.body.classList.remove('dragging'));
-  document.addEventListener('drop', (e) => { e.preventDefault(); document.body.classList.remove('dragging'); openFiles(e.dataTransfer.files); });
+  document.addEventListener('drop', (e) => {
+    e.preventDefault();
+    document.body.classList.remove('dragging');
+    openFiles(e.dataTransfer.files);
+  });
   if (!navigator.gpu) $('provider').querySelector('[value=webgpu]').disabled = true;
   if (query.has('ep')) $('provider').value = query.get('ep');
   if (query.has('tta')) $('tta').checked = query.get('tta') !== '0';
@@ -164,7 +221,8 @@ async function main() {
   $('drop-hint').hidden = false;
   try {
     const manifest = await (await fetch('manifest.json')).json();
-    for (const precision of Object.keys(manifest.model.files)) $('precision').append(new Option(precision.toUpperCase(), precision));
+    for (const precision of Object.keys(manifest.model.files))
+      $('precision').append(new Option(precision.toUpperCase(), precision));
   } catch {
     $('precision').append(new Option('FP32', 'fp32'));
   }

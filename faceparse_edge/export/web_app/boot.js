@@ -7,13 +7,20 @@
     status.className = 'error';
   }
   if (location.protocol === 'file:') {
-    fail('Open this page through a web server, not from a file: run `faceparse-edge serve ' +
-         decodeURIComponent(location.pathname.replace(/\/[^/]*$/, '')) + '` and open the address it prints.');
+    fail(
+      'Open this page through a web server, not from a file: run `faceparse-edge serve ' +
+        decodeURIComponent(location.pathname.replace(/\/[^/]*$/, '')) +
+        '` and open the address it prints.',
+    );
     return;
   }
   if (typeof WebAssembly !== 'object') {
-    fail('This browser has no WebAssembly, which the face parser needs: use a current Chrome, Edge, Firefox or Safari.');
+    fail(
+      'This browser has no WebAssembly, which the face parser needs: use a current Chrome, Edge, Firefox or Safari.',
+    );
     return;
   }
-  import('./app.js').catch(function (error) { fail('The app failed to start: ' + error.message); });
+  import('./app.js').catch(function (error) {
+    fail('The app failed to start: ' + error.message);
+  });
 })();

@@ -22,15 +22,34 @@ export function iou(a, b) {
 /** Least-squares similarity (rotation, uniform scale, translation) taking points `src` onto `dst`. */
 export function fitSimilarity(src, dst) {
   const n = src.length;
-  let msx = 0, msy = 0, mdx = 0, mdy = 0;
-  for (let i = 0; i < n; i++) { msx += src[i][0]; msy += src[i][1]; mdx += dst[i][0]; mdy += dst[i][1]; }
-  msx /= n; msy /= n; mdx /= n; mdy /= n;
-  let norm = 0, dot = 0, cross = 0;
+  let msx = 0,
+    msy = 0,
+    mdx = 0,
+    mdy = 0;
   for (let i = 0; i < n; i++) {
-    const sx = src[i][0] - msx, sy = src[i][1] - msy, dx = dst[i][0] - mdx, dy = dst[i][1] - mdy;
-    norm += sx * sx + sy * sy; dot += sx * dx + sy * dy; cross += sx * dy - sy * dx;
+    msx += src[i][0];
+    msy += src[i][1];
+    mdx += dst[i][0];
+    mdy += dst[i][1];
   }
-  const c = dot / norm, s = cross / norm;
+  msx /= n;
+  msy /= n;
+  mdx /= n;
+  mdy /= n;
+  let norm = 0,
+    dot = 0,
+    cross = 0;
+  for (let i = 0; i < n; i++) {
+    const sx = src[i][0] - msx,
+      sy = src[i][1] - msy,
+      dx = dst[i][0] - mdx,
+      dy = dst[i][1] - mdy;
+    norm += sx * sx + sy * sy;
+    dot += sx * dx + sy * dy;
+    cross += sx * dy - sy * dx;
+  }
+  const c = dot / norm,
+    s = cross / norm;
   return [c, -s, mdx - (c * msx - s * msy), s, c, mdy - (s * msx + c * msy)];
 }
 
@@ -46,14 +65,23 @@ export function side(m) {
 
 export function invert(m) {
   const det = m[0] * m[4] - m[1] * m[3];
-  const a = m[4] / det, b = -m[1] / det, d = -m[3] / det, e = m[0] / det;
+  const a = m[4] / det,
+    b = -m[1] / det,
+    d = -m[3] / det,
+    e = m[0] / det;
   return [a, b, -(a * m[2] + b * m[5]), d, e, -(d * m[2] + e * m[5])];
 }
 
 /** m after n: the point n maps, mapped by m. */
 export function compose(m, n) {
-  return [m[0] * n[0] + m[1] * n[3], m[0] * n[1] + m[1] * n[4], m[0] * n[2] + m[1] * n[5] + m[2],
-          m[3] * n[0] + m[4] * n[3], m[3] * n[1] + m[4] * n[4], m[3] * n[2] + m[4] * n[5] + m[5]];
+  return [
+    m[0] * n[0] + m[1] * n[3],
+    m[0] * n[1] + m[1] * n[4],
+    m[0] * n[2] + m[1] * n[5] + m[2],
+    m[3] * n[0] + m[4] * n[3],
+    m[3] * n[1] + m[4] * n[4],
+    m[3] * n[2] + m[4] * n[5] + m[5],
+  ];
 }
 
 export function apply(m, x, y) {
@@ -63,7 +91,12 @@ export function apply(m, x, y) {
 /** The crop's four corners in the frame, clockwise from top-left. */
 export function corners(m) {
   const inverse = invert(m);
-  return [[0, 0], [1, 0], [1, 1], [0, 1]].map(([u, v]) => apply(inverse, u, v));
+  return [
+    [0, 0],
+    [1, 0],
+    [1, 1],
+    [0, 1],
+  ].map(([u, v]) => apply(inverse, u, v));
 }
 
 /** A displacement in unit crop coordinates, in frame pixels. */
@@ -74,7 +107,8 @@ export function frameVector(m, [du, dv]) {
 
 /** The crop turned by `angle` (radians, the sense of a similarity's rotation) about its centre. */
 export function rotated(m, angle) {
-  const c = Math.cos(angle), s = Math.sin(angle);
+  const c = Math.cos(angle),
+    s = Math.sin(angle);
   return compose([c, -s, 0.5 - 0.5 * c + 0.5 * s, s, c, 0.5 - 0.5 * s - 0.5 * c], m);
 }
 
@@ -94,9 +128,12 @@ export function pixels(m, size) {
 /** [x0, y0, x1, y1]: the frame pixels the crop covers (plus `margin`), clipped; null if it lies outside. */
 export function footprint(m, height, width, margin = 0) {
   const c = corners(m);
-  const xs = c.map((p) => p[0]), ys = c.map((p) => p[1]);
-  const x0 = Math.max(Math.floor(Math.min(...xs)) - margin, 0), y0 = Math.max(Math.floor(Math.min(...ys)) - margin, 0);
-  const x1 = Math.min(Math.ceil(Math.max(...xs)) + margin, width), y1 = Math.min(Math.ceil(Math.max(...ys)) + margin, height);
+  const xs = c.map((p) => p[0]),
+    ys = c.map((p) => p[1]);
+  const x0 = Math.max(Math.floor(Math.min(...xs)) - margin, 0),
+    y0 = Math.max(Math.floor(Math.min(...ys)) - margin, 0);
+  const x1 = Math.min(Math.ceil(Math.max(...xs)) + margin, width),
+    y1 = Math.min(Math.ceil(Math.max(...ys)) + margin, height);
   return x1 > x0 && y1 > y0 ? [x0, y0, x1, y1] : null;
 }
 
@@ -107,12 +144,28 @@ const areaTables = new Map();
 function areaTable(srcSize, dstSize) {
   const key = `${srcSize}>${dstSize}`;
   if (areaTables.has(key)) return areaTables.get(key);
-  const scale = srcSize / dstSize, index = [], weight = [], start = [0];
+  const scale = srcSize / dstSize,
+    index = [],
+    weight = [],
+    start = [0];
   for (let dx = 0; dx < dstSize; dx++) {
-    const f1 = dx * scale, f2 = f1 + scale, s1 = Math.ceil(f1), s2 = Math.floor(f2), cell = Math.min(scale, srcSize - f1);
-    if (s1 - f1 > 1e-3) { index.push(s1 - 1); weight.push((s1 - f1) / cell); }
-    for (let s = s1; s < s2; s++) { index.push(s); weight.push(1 / cell); }
-    if (f2 - s2 > 1e-3 && s2 < srcSize) { index.push(s2); weight.push(Math.min(Math.min(f2 - s2, 1), cell) / cell); }
+    const f1 = dx * scale,
+      f2 = f1 + scale,
+      s1 = Math.ceil(f1),
+      s2 = Math.floor(f2),
+      cell = Math.min(scale, srcSize - f1);
+    if (s1 - f1 > 1e-3) {
+      index.push(s1 - 1);
+      weight.push((s1 - f1) / cell);
+    }
+    for (let s = s1; s < s2; s++) {
+      index.push(s);
+      weight.push(1 / cell);
+    }
+    if (f2 - s2 > 1e-3 && s2 < srcSize) {
+      index.push(s2);
+      weight.push(Math.min(Math.min(f2 - s2, 1), cell) / cell);
+    }
     start.push(index.length);
   }
   const table = { index: Int32Array.from(index), weight: Float32Array.from(weight), start: Int32Array.from(start) };
@@ -123,40 +176,60 @@ function areaTable(srcSize, dstSize) {
 
 /** The rectangle [x0, y0, x1, y1) of `image` shrunk to width x height by area averaging (cv2.INTER_AREA). */
 export function resizeArea(image, width, height, rect = [0, 0, image.width, image.height]) {
-  const [x0, y0, x1, y1] = rect, ch = image.channels, src = image.data, stride = image.width * ch, rowLength = width * ch;
-  const xt = areaTable(x1 - x0, width), yt = areaTable(y1 - y0, height);
-  const data = new Uint8ClampedArray(width * height * ch), row = new Float32Array(rowLength), acc = new Float32Array(rowLength);
+  const [x0, y0, x1, y1] = rect,
+    ch = image.channels,
+    src = image.data,
+    stride = image.width * ch,
+    rowLength = width * ch;
+  const xt = areaTable(x1 - x0, width),
+    yt = areaTable(y1 - y0, height);
+  const data = new Uint8ClampedArray(width * height * ch),
+    row = new Float32Array(rowLength),
+    acc = new Float32Array(rowLength);
   for (let dy = 0; dy < height; dy++) {
     acc.fill(0);
-    for (let j = yt.start[dy]; j < yt.start[dy + 1]; j++) {  // each source row of this output row, first along x
-      const base = (y0 + yt.index[j]) * stride + x0 * ch, wy = yt.weight[j];
-      if (ch === 1) {  // grey frames (flow, cuts): the loop without the channel loop, several times faster
+    for (let j = yt.start[dy]; j < yt.start[dy + 1]; j++) {
+      // each source row of this output row, first along x
+      const base = (y0 + yt.index[j]) * stride + x0 * ch,
+        wy = yt.weight[j];
+      if (ch === 1) {
+        // grey frames (flow, cuts): the loop without the channel loop, several times faster
         for (let dx = 0; dx < width; dx++) {
           let sum = 0;
           for (let i = xt.start[dx], e = xt.start[dx + 1]; i < e; i++) sum += xt.weight[i] * src[base + xt.index[i]];
           row[dx] = sum;
         }
-      } else if (ch === 4) {  // RGBA frames: colour only (alpha is set opaque below)
+      } else if (ch === 4) {
+        // RGBA frames: colour only (alpha is set opaque below)
         for (let dx = 0; dx < width; dx++) {
-          let r = 0, g = 0, b = 0;
+          let r = 0,
+            g = 0,
+            b = 0;
           for (let i = xt.start[dx], e = xt.start[dx + 1]; i < e; i++) {
-            const s = base + 4 * xt.index[i], wx = xt.weight[i];
-            r += wx * src[s]; g += wx * src[s + 1]; b += wx * src[s + 2];
+            const s = base + 4 * xt.index[i],
+              wx = xt.weight[i];
+            r += wx * src[s];
+            g += wx * src[s + 1];
+            b += wx * src[s + 2];
           }
-          row[4 * dx] = r; row[4 * dx + 1] = g; row[4 * dx + 2] = b; row[4 * dx + 3] = 255;
+          row[4 * dx] = r;
+          row[4 * dx + 1] = g;
+          row[4 * dx + 2] = b;
+          row[4 * dx + 3] = 255;
         }
       } else {
         for (let dx = 0; dx < width; dx++) {
           for (let k = 0; k < ch; k++) row[dx * ch + k] = 0;
           for (let i = xt.start[dx]; i < xt.start[dx + 1]; i++) {
-            const s = base + xt.index[i] * ch, wx = xt.weight[i];
+            const s = base + xt.index[i] * ch,
+              wx = xt.weight[i];
             for (let k = 0; k < ch; k++) row[dx * ch + k] += wx * src[s + k];
           }
         }
       }
-      for (let i = 0; i < rowLength; i++) acc[i] += wy * row[i];  // (alpha: the weights sum to 1)
+      for (let i = 0; i < rowLength; i++) acc[i] += wy * row[i]; // (alpha: the weights sum to 1)
     }
-    data.set(acc, dy * rowLength);  // Uint8ClampedArray rounds half to even, as OpenCV's saturate_cast
+    data.set(acc, dy * rowLength); // Uint8ClampedArray rounds half to even, as OpenCV's saturate_cast
   }
   return { data, width, height, channels: ch };
 }
@@ -164,19 +237,39 @@ export function resizeArea(image, width, height, rect = [0, 0, image.width, imag
 /** The size x size image that the pixel map `p` (source pixel -> crop pixel) makes of `image`:
  * bilinear with OpenCV's 1/32-pixel positions, edge pixels repeated beyond the border (RGBA: alpha set opaque). */
 export function warpAffine(image, p, size) {
-  const q = invert(p), ch = image.channels, w = image.width, h = image.height, src = image.data;
-  const data = new Uint8ClampedArray(size * size * ch), stride = w * ch, colours = ch === 4 ? 3 : ch;
+  const q = invert(p),
+    ch = image.channels,
+    w = image.width,
+    h = image.height,
+    src = image.data;
+  const data = new Uint8ClampedArray(size * size * ch),
+    stride = w * ch,
+    colours = ch === 4 ? 3 : ch;
   for (let y = 0; y < size; y++) {
-    let sx = q[1] * y + q[2], sy = q[4] * y + q[5];
+    let sx = q[1] * y + q[2],
+      sy = q[4] * y + q[5];
     for (let x = 0; x < size; x++, sx += q[0], sy += q[3]) {
-      const X = Math.round(sx * 32), Y = Math.round(sy * 32);
-      const ix = X >> 5, iy = Y >> 5, fx = (X & 31) / 32, fy = (Y & 31) / 32;
-      const xa = ix < 0 ? 0 : ix >= w ? w - 1 : ix, xb = ix + 1 < 0 ? 0 : ix + 1 >= w ? w - 1 : ix + 1;
-      const ya = iy < 0 ? 0 : iy >= h ? h - 1 : iy, yb = iy + 1 < 0 ? 0 : iy + 1 >= h ? h - 1 : iy + 1;
-      const a = ya * stride + xa * ch, b = ya * stride + xb * ch, c = yb * stride + xa * ch, d = yb * stride + xb * ch;
-      const wa = (1 - fx) * (1 - fy), wb = fx * (1 - fy), wc = (1 - fx) * fy, wd = fx * fy;
+      const X = Math.round(sx * 32),
+        Y = Math.round(sy * 32);
+      const ix = X >> 5,
+        iy = Y >> 5,
+        fx = (X & 31) / 32,
+        fy = (Y & 31) / 32;
+      const xa = ix < 0 ? 0 : ix >= w ? w - 1 : ix,
+        xb = ix + 1 < 0 ? 0 : ix + 1 >= w ? w - 1 : ix + 1;
+      const ya = iy < 0 ? 0 : iy >= h ? h - 1 : iy,
+        yb = iy + 1 < 0 ? 0 : iy + 1 >= h ? h - 1 : iy + 1;
+      const a = ya * stride + xa * ch,
+        b = ya * stride + xb * ch,
+        c = yb * stride + xa * ch,
+        d = yb * stride + xb * ch;
+      const wa = (1 - fx) * (1 - fy),
+        wb = fx * (1 - fy),
+        wc = (1 - fx) * fy,
+        wd = fx * fy;
       const o = (y * size + x) * ch;
-      for (let k = 0; k < colours; k++) data[o + k] = wa * src[a + k] + wb * src[b + k] + wc * src[c + k] + wd * src[d + k];
+      for (let k = 0; k < colours; k++)
+        data[o + k] = wa * src[a + k] + wb * src[b + k] + wc * src[c + k] + wd * src[d + k];
       if (colours !== ch) data[o + 3] = 255;
     }
   }
@@ -190,7 +283,8 @@ export function warpCrop(image, m, size) {
   const region = shrink < 0.8 ? footprint(m, image.height, image.width, 1) : null;
   if (region) {
     const [x0, y0, x1, y1] = region;
-    const rw = Math.max(1, roundHalfEven((x1 - x0) * shrink)), rh = Math.max(1, roundHalfEven((y1 - y0) * shrink));
+    const rw = Math.max(1, roundHalfEven((x1 - x0) * shrink)),
+      rh = Math.max(1, roundHalfEven((y1 - y0) * shrink));
     image = resizeArea(image, rw, rh, region);
     m = compose(m, [(x1 - x0) / rw, 0, x0, 0, (y1 - y0) / rh, y0]);
   }
@@ -204,47 +298,81 @@ export function warpCrop(image, m, size) {
  * 3x3 neighbourhood of one class take that class (any mix of four equal-argmax pixels keeps it);
  * only pixels near a class boundary are resampled in every channel. */
 export function labelsInFrame(probs, crop, classes, s, m, box) {
-  const [x0, y0, x1, y1] = box, bw = x1 - x0, bh = y1 - y0, n = s + 2, plane = s * s;
-  const coarse = new Uint8Array(n * n), boundary = new Uint8Array(n * n);
+  const [x0, y0, x1, y1] = box,
+    bw = x1 - x0,
+    bh = y1 - y0,
+    n = s + 2,
+    plane = s * s;
+  const coarse = new Uint8Array(n * n),
+    boundary = new Uint8Array(n * n);
   for (let y = 0; y < s; y++) coarse.set(crop.subarray(y * s, y * s + s), (y + 1) * n + 1);
-  for (let y = 0; y < n; y++) {  // dilate != erode over 3x3 (cells outside the padded map ignored)
+  for (let y = 0; y < n; y++) {
+    // dilate != erode over 3x3 (cells outside the padded map ignored)
     for (let x = 0; x < n; x++) {
       const c = coarse[y * n + x];
       let edge = 0;
       for (let j = Math.max(0, y - 1); j <= Math.min(n - 1, y + 1) && !edge; j++)
-        for (let i = Math.max(0, x - 1); i <= Math.min(n - 1, x + 1); i++) if (coarse[j * n + i] !== c) { edge = 1; break; }
+        for (let i = Math.max(0, x - 1); i <= Math.min(n - 1, x + 1); i++)
+          if (coarse[j * n + i] !== c) {
+            edge = 1;
+            break;
+          }
       boundary[y * n + x] = edge;
     }
   }
   // The log-probabilities with two rings of zeros (what lies outside the crop reads 0 in every channel), so that
   // the four neighbours of any position on the padded map are in the array. Only cells next to a boundary cell are
   // ever read (a pixel's four neighbours lie within one cell of its nearest one): the logarithm is taken there alone.
-  const P = s + 4, padded = new Float32Array(classes * P * P);
-  for (let y = 0; y < s; y++) for (let x = 0; x < s; x++) {
-    let near = 0;
-    for (let j = y; j <= y + 2 && !near; j++) for (let i = x; i <= x + 2; i++) if (boundary[j * n + i]) { near = 1; break; }
-    if (!near) continue;
-    for (let c = 0, i = y * s + x, o = (y + 2) * P + x + 2; c < classes; c++, i += plane, o += P * P) {
-      padded[o] = Math.log(Math.max(probs[i], 1e-7));
+  const P = s + 4,
+    padded = new Float32Array(classes * P * P);
+  for (let y = 0; y < s; y++)
+    for (let x = 0; x < s; x++) {
+      let near = 0;
+      for (let j = y; j <= y + 2 && !near; j++)
+        for (let i = x; i <= x + 2; i++)
+          if (boundary[j * n + i]) {
+            near = 1;
+            break;
+          }
+      if (!near) continue;
+      for (let c = 0, i = y * s + x, o = (y + 2) * P + x + 2; c < classes; c++, i += plane, o += P * P) {
+        padded[o] = Math.log(Math.max(probs[i], 1e-7));
+      }
     }
-  }
-  const t = pixels(compose(m, [1, 0, x0, 0, 1, y0]), s);  // box pixel -> coarse pixel
-  t[2] += 1; t[5] += 1;  // the ring of zeros around the crop
-  const labels = new Uint8Array(bw * bh), area = P * P;
+  const t = pixels(compose(m, [1, 0, x0, 0, 1, y0]), s); // box pixel -> coarse pixel
+  t[2] += 1;
+  t[5] += 1; // the ring of zeros around the crop
+  const labels = new Uint8Array(bw * bh),
+    area = P * P;
   for (let y = 0; y < bh; y++) {
-    let u = t[1] * y + t[2], v = t[4] * y + t[5];
+    let u = t[1] * y + t[2],
+      v = t[4] * y + t[5];
     for (let x = 0; x < bw; x++, u += t[0], v += t[3]) {
-      const ui = Math.round(u), vi = Math.round(v);
+      const ui = Math.round(u),
+        vi = Math.round(v);
       if (ui < 0 || vi < 0 || ui >= n || vi >= n) continue;
       const cell = vi * n + ui;
-      if (!boundary[cell]) { labels[y * bw + x] = coarse[cell]; continue; }
-      const U = Math.round(u * 32), V = Math.round(v * 32), fu = (U & 31) / 32, fv = (V & 31) / 32;
-      const i = ((V >> 5) + 1) * P + (U >> 5) + 1;  // top-left neighbour on the twice-padded map
-      const wa = (1 - fu) * (1 - fv), wb = fu * (1 - fv), wc = (1 - fu) * fv, wd = fu * fv;
-      let best = 0, bestValue = -Infinity;
+      if (!boundary[cell]) {
+        labels[y * bw + x] = coarse[cell];
+        continue;
+      }
+      const U = Math.round(u * 32),
+        V = Math.round(v * 32),
+        fu = (U & 31) / 32,
+        fv = (V & 31) / 32;
+      const i = ((V >> 5) + 1) * P + (U >> 5) + 1; // top-left neighbour on the twice-padded map
+      const wa = (1 - fu) * (1 - fv),
+        wb = fu * (1 - fv),
+        wc = (1 - fu) * fv,
+        wd = fu * fv;
+      let best = 0,
+        bestValue = -Infinity;
       for (let c = 0, o = i; c < classes; c++, o += area) {
         const value = wa * padded[o] + wb * padded[o + 1] + wc * padded[o + P] + wd * padded[o + P + 1];
-        if (value > bestValue) { bestValue = value; best = c; }
+        if (value > bestValue) {
+          bestValue = value;
+          best = c;
+        }
       }
       labels[y * bw + x] = best;
     }

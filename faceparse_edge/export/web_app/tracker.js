@@ -5,11 +5,11 @@ import { iou } from './geometry.js';
 export class Track {
   constructor(id, box, landmarks) {
     this.id = id;
-    this.box = box;  // smoothed detector box [x, y, w, h], moved with the face between detections
-    this.landmarks = landmarks;  // smoothed five [x, y], moved with the box
+    this.box = box; // smoothed detector box [x, y, w, h], moved with the face between detections
+    this.landmarks = landmarks; // smoothed five [x, y], moved with the box
     this.missed = 0;
-    this.crop = null;  // the crop parsed in the previous frame (null: not shown)
-    this.probs = null;  // smoothed class probabilities (C, S, S)
+    this.crop = null; // the crop parsed in the previous frame (null: not shown)
+    this.probs = null; // smoothed class probabilities (C, S, S)
   }
 
   move(dx, dy) {
@@ -30,16 +30,24 @@ export class FaceTracker {
     const { box_smoothing: a, max_missed: maxMissed, min_iou: minIou } = this.settings;
     const unmatched = [...detections];
     for (const track of this.tracks) {
-      let best = null, bestIou = -1;
+      let best = null,
+        bestIou = -1;
       for (const d of unmatched) {
         const overlap = iou(track.box, d.box);
-        if (overlap > bestIou) { best = d; bestIou = overlap; }
+        if (overlap > bestIou) {
+          best = d;
+          bestIou = overlap;
+        }
       }
       if (best && bestIou >= minIou) {
         track.box = track.box.map((t, i) => a * t + (1 - a) * best.box[i]);
         if (best.landmarks) {
-          track.landmarks = track.landmarks ? track.landmarks.map(([x, y], i) =>
-            [a * x + (1 - a) * best.landmarks[i][0], a * y + (1 - a) * best.landmarks[i][1]]) : best.landmarks;
+          track.landmarks = track.landmarks
+            ? track.landmarks.map(([x, y], i) => [
+                a * x + (1 - a) * best.landmarks[i][0],
+                a * y + (1 - a) * best.landmarks[i][1],
+              ])
+            : best.landmarks;
         }
         track.missed = 0;
         unmatched.splice(unmatched.indexOf(best), 1);
