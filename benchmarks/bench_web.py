@@ -21,11 +21,10 @@ import statistics
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from common import MACHINE_RESULTS as RESULTS, save
-from faceparse_edge.export.browser import SiteBrowser, find_chromium, start_playwright
+from faceparse_edge.export.browser import SiteBrowser, agreement, find_chromium, start_playwright
 from faceparse_edge.export.web import build_site, ort_web_version
 from faceparse_edge.models import open_model, resolve_model
 from faceparse_edge.runtime.pipeline import Parser
@@ -77,13 +76,6 @@ def page_end_to_end(browser, page) -> dict:
             "ms_one_face": {k: statistics.mean(r["draw_ms"] if k == "draw" else r["timings"][k] for r in one) for k in stages}}
 
 
-def face_regions(regions, shape) -> np.ndarray:
-    mask = np.zeros(shape, bool)
-    for x0, y0, x1, y1 in regions:
-        mask[y0:y1, x0:x1] = True
-    return mask
-
-
 def parity(browser, page, model: str, media: Path) -> dict:
     """Label agreement with the Python runtime inside the faces' regions: each shared photo, and the frames OpenCV
     decodes from the shared video parsed as a video by both (median over frames where both show a face)."""
@@ -92,22 +84,16 @@ def parity(browser, page, model: str, media: Path) -> dict:
     for path in sorted(p for p in media.iterdir() if p.suffix.lower() in (".jpg", ".png")):
         browser.media[path.name] = path
         web, py = browser.parse_image(page, path.name), python.parse(path)
-        inside = face_regions([f.region for f in py.faces], py.labels.shape)
         photos[path.name] = {"faces_web": len(web["faces"]), "faces_python": len(py.faces),
-                             "agreement": round(float((web["labels"] == py.labels)[inside].mean()), 5)}
-    names, python_rows = [], []
-    for i, (frame, result) in enumerate(python.stream(media / VIDEO)):
-        names.append(f"frame{i}.png")
-        browser.media[names[-1]] = cv2.imencode(".png", frame)[1].tobytes()
-        python_rows.append(result)
-    browser.load_frames(page, names)
-    rows = browser.parse_frames(page, keep=range(len(names)))
-    agreement = [float((r["result"]["labels"] == py.labels)[face_regions([f.region for f in py.faces], py.labels.shape)].mean())
-                 for r, py in zip(rows, python_rows) if r["faces"] and py.faces]
+                             "agreement": round(agreement(web["labels"], py), 5)}
+    frames, python_rows = zip(*python.stream(media / VIDEO))
+    browser.load_frames(page, frames)
+    rows = browser.parse_frames(page, keep=range(len(frames)))
+    agreements = [agreement(r["result"]["labels"], py) for r, py in zip(rows, python_rows) if r["faces"] and py.faces]
     return {"photos": photos, "video_opencv_frames": {
         "frames": len(rows), "with_face_web": sum(r["faces"] > 0 for r in rows),
         "with_face_python": sum(bool(py.faces) for py in python_rows),
-        "agreement_median": round(float(np.median(agreement)), 4), "agreement_min": round(min(agreement), 4)}}
+        "agreement_median": round(float(np.median(agreements)), 4), "agreement_min": round(min(agreements), 4)}}
 
 
 def main():
@@ -148,7 +134,7 @@ def main():
             for r in range(args.rounds):
                 end_to_end.append(page_end_to_end(browser, video_page))
                 print(f"video round {r + 1}/{args.rounds}: {end_to_end[-1]['fps_one_face']:.1f} FPS on one-face frames")
-            agreement = parity(browser, browser.open(), args.model, args.media)
+            matched = parity(browser, browser.open(), args.model, args.media)
             errors = list(browser.errors)
     finally:
         playwright.stop()
@@ -177,14 +163,14 @@ def main():
           "## Parity with the Python runtime (label agreement inside the faces' regions)\n",
           markdown_table(("input", "faces (page / Python)", "agreement %"),
                          [(name, f"{p['faces_web']} / {p['faces_python']}", f"{100 * p['agreement']:.3f}")
-                          for name, p in agreement["photos"].items()]
+                          for name, p in matched["photos"].items()]
                          + [(f"{VIDEO}, frames decoded by OpenCV, parsed as a video (median / lowest over frames "
                              "where both show a face)", f"frames with a face: {video['with_face_web']} / "
                              f"{video['with_face_python']}", f"{100 * video['agreement_median']:.2f} / "
-                             f"{100 * video['agreement_min']:.2f}") for video in [agreement["video_opencv_frames"]]]), "",
+                             f"{100 * video['agreement_min']:.2f}") for video in [matched["video_opencv_frames"]]]), "",
           f"Console errors: {len(errors)}"]
     save(args.out, "\n".join(md), {"machine": machine, "model": args.model, "onnxruntime_web": ort_web_version(),
-                                   "model_ms": payload_models, "end_to_end": {**e2e, "ms_one_face": stage_ms}, "parity": agreement,
+                                   "model_ms": payload_models, "end_to_end": {**e2e, "ms_one_face": stage_ms}, "parity": matched,
                                    "end_to_end_rounds": end_to_end, "console_errors": errors})
 
 

@@ -15,14 +15,14 @@ import sys
 import urllib.request
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
 from faceparse_edge.classes import CLASS_NAMES, PALETTE
 from faceparse_edge.errors import FaceparseError
-from faceparse_edge.export.browser import MEDIA_ROUTE, SiteBrowser, find_chromium, start_playwright
+from faceparse_edge.export.browser import (MEDIA_ROUTE, SiteBrowser, agreement, find_chromium, inside_faces,
+                                           start_playwright)
 from faceparse_edge.fileio import write_label_png
 from faceparse_edge.runtime.crop_rule import CropRule, rule_file
 from faceparse_edge.runtime.pipeline import Parser
@@ -70,13 +70,6 @@ def browser(site, media, playwright):
 @pytest.fixture(scope="module")
 def python_parser():
     return Parser("edge")
-
-
-def face_regions(faces, shape) -> np.ndarray:
-    mask = np.zeros(shape, bool)
-    for x0, y0, x1, y1 in faces:
-        mask[y0:y1, x0:x1] = True
-    return mask
 
 
 def screenshot(page, name):
@@ -151,11 +144,9 @@ def test_photos_parse_as_in_python(browser, media, python_parser):
         assert len(web["faces"]) == len(py.faces) == 1, name
         assert np.allclose(web["faces"][0]["box"], py.faces[0].box, atol=1.0)
         assert tuple(web["faces"][0]["region"]) == py.faces[0].region
-        inside = face_regions([f.region for f in py.faces], py.labels.shape)
-        agreement = (web["labels"] == py.labels)[inside].mean()
-        assert agreement >= 0.98, (name, agreement)
+        assert agreement(web["labels"], py) >= 0.98, name
         assert set(web["faces"][0]["areas"]) >= {"skin", "nose", "l_eye", "r_eye", "hair"}
-        assert not web["labels"][~inside].any()  # 0 where no face is, as in `faceparse-edge image`
+        assert not web["labels"][~inside_faces(py)].any()  # 0 where no face is, as in `faceparse-edge image`
     assert browser.errors == []
 
 
@@ -173,23 +164,18 @@ def test_video_frames_parse_as_in_python(browser, media, python_parser):
     """The frames OpenCV decodes, through both pipelines as a video: where a shot starts (a fresh parse) the labels
     agree on >= 98% of the faces' pixels; on tracked frames the optical flow differs (OpenCV's DIS in Python, a
     Lucas-Kanade flow in the page), and they agree on >= 96% (the median over frames where both show a face)."""
-    names, python_rows = [], []
-    for i, (frame, result) in enumerate(python_parser.stream(media / VIDEO)):
-        names.append(f"frame{i}.png")
-        browser.media[names[-1]] = cv2.imencode(".png", frame)[1].tobytes()
-        python_rows.append(result)
+    frames, python_rows = zip(*python_parser.stream(media / VIDEO))
     page = browser.open()
-    assert browser.load_frames(page, names) == VIDEO_FRAMES
+    assert browser.load_frames(page, frames) == VIDEO_FRAMES
     rows = browser.parse_frames(page, keep=range(VIDEO_FRAMES))
-    agreement = []
+    agreements = []
     for i, (web, py) in enumerate(zip((r["result"] for r in rows), python_rows)):
         if web["faces"] and py.faces:
-            inside = face_regions([f.region for f in py.faces], py.labels.shape)
-            agreement.append((web["labels"] == py.labels)[inside].mean())
+            agreements.append(agreement(web["labels"], py))
         if i in SHOT_STARTS:
             assert len(web["faces"]) == len(py.faces), i
-            assert agreement[-1] >= 0.98, (i, agreement[-1])
-    assert np.median(agreement) >= 0.96, np.median(agreement)
+            assert agreements[-1] >= 0.98, (i, agreements[-1])
+    assert np.median(agreements) >= 0.96, np.median(agreements)
     assert browser.errors == []
 
 
@@ -210,8 +196,7 @@ def test_page_parses_chosen_and_dropped_photos_and_downloads_the_palette_png(bro
     assert image.mode == python_png.mode == "P" and image.getpalette() == python_png.getpalette()
     labels = np.asarray(image)
     assert labels.shape == py.labels.shape
-    inside = face_regions([f.region for f in py.faces], py.labels.shape)
-    assert (labels == py.labels)[inside].mean() >= 0.98
+    assert agreement(labels, py) >= 0.98
     screenshot(page, "photo.png")
     page.evaluate("""async (url) => {  // a photo dragged onto the page
       const blob = await (await fetch(url)).blob(), data = new DataTransfer();
@@ -288,10 +273,9 @@ def test_webgpu_and_int8_parse_a_photo_as_python_does(site, media, python_parser
     with SiteBrowser(site, {"biden.jpg": media / "biden.jpg"}, webgpu=True, playwright=playwright) as b:
         for query, reference, provider in (("?ep=webgpu", python_parser, "webgpu"), ("?precision=int8", Parser("edge-int8"), "wasm")):
             py = reference.parse(media / "biden.jpg")
-            inside = face_regions([f.region for f in py.faces], py.labels.shape)
             page = b.open(query)
             assert page.evaluate("window.faceparseEdge.page.parser.executionProvider") == provider
             web = b.parse_image(page, "biden.jpg")
             assert len(web["faces"]) == 1
-            assert (web["labels"] == py.labels)[inside].mean() >= 0.98, query
+            assert agreement(web["labels"], py) >= 0.98, query
         assert b.errors == []

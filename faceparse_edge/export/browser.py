@@ -48,7 +48,7 @@ DECODE_VIDEO_JS = """async ([url, frames, fps]) => {
   }
   return window.videoFrames.length;
 }"""
-# In the page: still images (e.g. frames decoded by OpenCV, as PNG) as the frames to parse, in order.
+# In the page: still images (frames decoded by OpenCV, as PNG) as the frames to parse, in order.
 LOAD_FRAMES_JS = """async (urls) => {
   window.videoFrames = [];
   for (const url of urls) {
@@ -90,6 +90,19 @@ def start_playwright():
     except ImportError:
         raise FaceparseError("driving a browser needs Playwright for Python (pip install playwright)") from None
     return sync_playwright().start()
+
+
+def inside_faces(reference) -> np.ndarray:
+    """The pixels inside the faces' regions of a Python parse (a FrameResult): where parity is measured."""
+    mask = np.zeros(reference.labels.shape, bool)
+    for x0, y0, x1, y1 in (face.region for face in reference.faces):
+        mask[y0:y1, x0:x1] = True
+    return mask
+
+
+def agreement(labels: np.ndarray, reference) -> float:
+    """The share of the pixels inside a Python parse's faces that the page's `labels` label alike."""
+    return float((labels == reference.labels)[inside_faces(reference)].mean())
 
 
 def decode_result(data: dict) -> dict:
@@ -159,8 +172,14 @@ class SiteBrowser:
     def decode_video(self, page, name: str, frames: int, fps: float) -> int:
         return page.evaluate(DECODE_VIDEO_JS, [MEDIA_ROUTE + name, frames, fps])
 
-    def load_frames(self, page, names) -> int:
-        """`media` items (images) as the frames that parse_frames parses."""
+    def load_frames(self, page, frames) -> int:
+        """BGR frames (as OpenCV decodes them), handed to the page as PNGs, as the frames that parse_frames parses."""
+        import cv2
+
+        names = []
+        for i, frame in enumerate(frames):
+            names.append(f"frame{i}.png")
+            self.media[names[-1]] = cv2.imencode(".png", frame)[1].tobytes()
         return page.evaluate(LOAD_FRAMES_JS, [MEDIA_ROUTE + name for name in names])
 
     def parse_frames(self, page, first: int = 0, count: int = 10**6, keep=()) -> list[dict]:

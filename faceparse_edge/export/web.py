@@ -25,7 +25,7 @@ from pathlib import Path
 from ..classes import CLASS_NAMES, FLIP_PERMUTATION, PALETTE
 from ..errors import FaceparseError, NotFoundError, first_line
 from ..fileio import staging_dir
-from ..models import EXPORT_FILES, MODELS, is_short_name, model_dir
+from ..models import EXPORT_FILES, INT8_SUFFIX, is_short_name, resolve_model
 from ..runtime import motion
 from ..runtime.backends import open_backend
 from ..runtime.crop_rule import CropRule, rule_file
@@ -99,13 +99,10 @@ def site_models(model: Path, int8: bool) -> dict:
 
 def resolve_web_model(value) -> Path:
     """The model a web site is built from: a shipped name's FP32 ONNX, or the file given."""
-    if value is None or is_short_name(str(value)):
-        name = str(value or "edge")
-        if name not in MODELS:
-            raise FaceparseError(f"the web app ships a model's FP32 ONNX (and --int8 its INT8): use -m "
-                                 f"{name.removesuffix('-int8')} --int8")
-        return model_dir(name) / EXPORT_FILES["onnxruntime", False]
-    return Path(value)
+    if is_short_name(str(value)) and str(value).endswith(INT8_SUFFIX):
+        raise FaceparseError(f"the web app ships a model's FP32 ONNX (and --int8 its INT8): use -m "
+                             f"{str(value).removesuffix(INT8_SUFFIX)} --int8")
+    return resolve_model(value, "onnxruntime")
 
 
 def manifest(models: dict, model_info) -> dict:

@@ -6,6 +6,7 @@ import struct
 from pathlib import Path
 
 from ..classes import CLASS_NAMES
+from ..errors import FaceparseError
 from ..runtime.backends import precision_ran
 from ..sysinfo import machine_info
 from ..toolkit.model_config import PRESETS, ModelConfig, same_layers
@@ -41,9 +42,10 @@ def exported_from_parameters(model: Path, config: ModelConfig) -> int | None:
     openvino/ folder) when they hold the same layers, read from the safetensors header alone (no torch)."""
     for folder in (model.parent, model.parent.parent):
         header = safetensors_header(folder / TORCH_FILE)
-        if header is None:
+        try:
+            stored = ModelConfig.from_dict(json.loads((header or {}).get("__metadata__", {}).get("config", "null")))
+        except (ValueError, FaceparseError):  # no config, or not ours
             continue
-        stored = ModelConfig.from_dict(json.loads(header.get("__metadata__", {}).get("config", "{}")) or {})
         if same_layers(stored, config):
             return sum(math.prod(t["shape"]) for name, t in header.items()
                        if name != "__metadata__" and not name.endswith(BUFFERS))

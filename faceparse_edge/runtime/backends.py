@@ -17,8 +17,8 @@ from ..errors import FaceparseError, InvalidValueError, first_line
 
 CONFIG_KEY = "faceparse_edge.config"
 PRECISION_KEY = "faceparse_edge.precision"
-READS = {"onnxruntime": (".onnx",), "openvino": (".xml", ".onnx")}
-ARM_MACHINES = ("aarch64", "arm64")  # platform.machine() on 64-bit ARM (Linux, macOS)  # each backend: the model files it opens
+READS = {"onnxruntime": (".onnx",), "openvino": (".xml", ".onnx")}  # each backend: the model files it opens
+ARM_MACHINES = ("aarch64", "arm64")  # platform.machine() on 64-bit ARM (Linux, macOS)
 # Floating-point execution precision. f32 is the default on every CPU: OpenVINO would otherwise
 # pick bf16 by itself on CPUs that have it (issue 9 reports a max logit diff of 0.27 against ONNX
 # Runtime on the shipped model there).

@@ -106,8 +106,8 @@ class Parser:
         # At most MAX_CALL_PIXELS per model call: the runtime's memory is the largest call's activations (a frame of
         # five faces through edge-hq in one call peaked at 1.1 GB, one face a call at 0.36; bench_memory.py).
         per_call = max(1, MAX_CALL_PIXELS // ((2 if self.tta else 1) * batch.shape[2] * batch.shape[3]))
-        probs = np.concatenate([predict_probs(run, batch[i : i + per_call], self.tta)
-                                for i in range(0, len(batch), per_call)])
+        chunks = [predict_probs(run, batch[i : i + per_call], self.tta) for i in range(0, len(batch), per_call)]
+        probs = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)  # (one call: no copy on the frame's path)
         if timings is not None:
             timings["preprocess"] = (t1 - t0) * 1000
             timings["model"] = sum(model_s) * 1000

@@ -36,8 +36,6 @@ MAX_LAYERS = len(BLOCKS) + 1
 LOW_LEVEL_LAYER = 1  # output of the first block: stride 4
 
 
-
-
 def make_divisible(value: float, divisor: int = 8) -> int:
     rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
     return rounded + divisor if rounded < 0.9 * value else rounded

@@ -329,7 +329,6 @@ export class Parser {
           box: track.box.slice(),
           landmarks: track.landmarks && track.landmarks.map((q) => q.slice()),
           crop: corners(m),
-          matrix: m,
           region,
           areas,
         });
