@@ -21,7 +21,7 @@ PY310 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.10*/bin/python3.10 /us
 PY313 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13 /usr/bin/python3.13 /usr/local/bin/python3.13))
 RUNTIME_TESTS := tests/test_api.py tests/test_detectors.py tests/test_runtime.py tests/test_alignment.py
 
-.PHONY: setup-runtime setup demo test test-runtime-py310 test-runtime-py313 benchmark lock clean
+.PHONY: setup-runtime setup demo test test-runtime-py310 test-runtime-py313 check-aarch64 benchmark lock clean
 
 # The runtime install: numpy, OpenCV, ONNX Runtime, typer, and the [openvino] extra (no torch).
 $(BIN)/.runtime: pyproject.toml constraints.txt
@@ -60,6 +60,11 @@ test-runtime-py310 test-runtime-py313: test-runtime-py%:
 	.venv-py$*/bin/python -m pip install -q -c constraints.txt --upgrade pip
 	.venv-py$*/bin/python -m pip install -q -c constraints.txt -e ".[openvino]" pytest onnx
 	.venv-py$*/bin/python -m pytest -q -p no:cacheprovider $(RUNTIME_TESTS)
+
+# The runtime install, its tests and the image/video commands in a Debian 13 arm64 root under qemu-user, compared
+# with x86_64 (as root; about an hour, not part of `make test`): benchmarks/results/aarch64/check.md.
+check-aarch64: setup
+	bash tools/check_aarch64.sh
 
 benchmark: setup
 	$(BIN)/faceparse-edge benchmark --data $(DATA)

@@ -46,7 +46,7 @@ def runtime_vs_evaluate(model, data) -> dict:
         metrics.update(pipeline(image).labels, mask)
     info = pipeline.info
     expected, _ = evaluate_backend(pipeline.backend, samples, load_pair, info.input_size, info.mean, info.std,
-                                   tta=True, show_progress=False)
+                                   tta=True, context=info.context, show_progress=False)
     return {"runtime_miou": round(metrics.result()["miou"], 3), "evaluate_miou": round(expected["miou"], 3),
             "per_class_iou": metrics.result()["per_class_iou"]}
 

@@ -31,7 +31,7 @@ def teacher_miou(model, samples, scales) -> float:
     def backend(batch):
         return teacher(torch.from_numpy(batch)).clamp_min(1e-7).log().numpy()
 
-    result, _ = evaluate_backend(backend, samples, load_pair, c.input_size, c.mean, c.std,
+    result, _ = evaluate_backend(backend, samples, load_pair, c.input_size, c.mean, c.std, context=c.context,
                                  description=f"scales {','.join(map(str, scales))}", show_progress=False)
     return result["miou"]
 

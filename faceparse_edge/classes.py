@@ -8,6 +8,7 @@ CLASS_NAMES = (
     "neck", "cloth",
 )
 NUM_CLASSES = len(CLASS_NAMES)
+IGNORE = 255  # a training label: no class known here (beyond the labelled image); the losses skip it
 
 # "l_" is the subject's left, on the image's right: a horizontal flip swaps these pairs.
 LEFT_RIGHT_PAIRS = ((4, 5), (6, 7), (8, 9))

@@ -5,6 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
+from faceparse_edge.classes import CLASS_NAMES
 from faceparse_edge.errors import FaceparseError
 from faceparse_edge.fileio import read_image
 from faceparse_edge.runtime import align, steadiness
@@ -144,3 +145,16 @@ def test_given_the_true_crop_the_detection_path_parses_as_the_aligned_image(val_
     for image, _ in val_pairs[:3]:
         detected.reset()
         assert (detected(image).labels == aligned(image).labels).mean() > 0.999
+
+
+def test_edge_counts_find_the_labels_cut_along_the_views_side_inside_the_frame():
+    from faceparse_edge.runtime.crop_edge import EDGE_PIXELS, edge_counts
+    from faceparse_edge.runtime.pipeline import Face
+
+    labels = np.ones((20, 20), np.uint8)  # skin, with cloth along the bottom edge
+    labels[-EDGE_PIXELS:] = CLASS_NAMES.index("cloth")
+    inside = Face(align.square(10, 10, 20), None, None, (10, 10, 30, 30), labels)
+    assert edge_counts([inside], 40, 40) == (20 * EDGE_PIXELS, 20 * 20 - (20 - 2 * EDGE_PIXELS) ** 2)
+    # a view reaching past the frame's left edge: only its pixels inside the frame count
+    past = Face(align.square(-10, 10, 20), None, None, (0, 10, 10, 30), labels[:, 10:])
+    assert edge_counts([past], 40, 40) == (10 * EDGE_PIXELS, 10 * 2 * EDGE_PIXELS + EDGE_PIXELS * (20 - 2 * EDGE_PIXELS))

@@ -1,6 +1,6 @@
 import numpy as np
 
-from faceparse_edge.classes import FLIP_PERMUTATION, LEFT_RIGHT_PAIRS, NUM_CLASSES
+from faceparse_edge.classes import FLIP_PERMUTATION, IGNORE, LEFT_RIGHT_PAIRS, NUM_CLASSES
 from faceparse_edge.toolkit.augment import AugmentConfig, Augmenter, hflip
 from faceparse_edge.toolkit.samples import fix_left_right, left_right_swapped, list_samples, load_pair
 
@@ -55,7 +55,22 @@ def test_augmenter_keeps_shapes_types_and_labels(tiny_dataset):
     out_image, out_mask = augment(image, mask, rng)
     assert out_image.shape == image.shape and out_image.dtype == np.uint8
     assert out_mask.shape == mask.shape and out_mask.dtype == np.uint8
-    assert set(np.unique(out_mask)) <= set(np.unique(FLIP_PERMUTATION[mask]))
+    # beyond the image (zoomed out, shifted or turned) no class is known
+    assert set(np.unique(out_mask)) <= set(np.unique(FLIP_PERMUTATION[mask])) | {IGNORE}
     # mirrored (the hair band moved to the right) yet the subject's left eye stays on the image's right
     assert _centroid_x(out_mask, 13) > 32 > _centroid_x(mask, 13)
     assert _centroid_x(out_mask, 4) > _centroid_x(out_mask, 5)
+
+
+def test_context_frames_the_image_in_the_middle_of_the_view_and_ignores_the_ring(tiny_dataset):
+    image, mask = load_pair(list_samples(tiny_dataset)[0])
+    still = AugmentConfig(flip_p=0, scale=(1, 1), rotate_deg=0, translate=0, hue=0, saturation=0, value=0,
+                          brightness=0, contrast=0)
+    out_image, out_mask = Augmenter(still, context=2.0)(image, mask, np.random.default_rng(0))
+    q = mask.shape[0] // 4  # the image fills the middle half of the view
+    for ring in (out_mask[: q - 1], out_mask[-q + 1 :], out_mask[:, : q - 1], out_mask[:, -q + 1 :]):
+        assert (ring == IGNORE).all()
+    middle = out_mask[q + 1 : -q - 1, q + 1 : -q - 1]
+    assert IGNORE not in middle and set(np.unique(middle)) <= set(np.unique(mask))
+    # the image's edge pixels repeat into the ring, as the runtime's crops repeat a frame's edge
+    assert (out_image[: q - 1] == out_image[0]).all() and (out_image[0] != 0).any()

@@ -89,3 +89,18 @@ def test_class_weights_favour_rare_classes():
     weights = class_weights([1000, 10, 1])
     assert weights[2] > weights[1] > weights[0]
     assert weights.mean().item() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("spec", ["ce", "wce", "lovasz", "dice", "jaccard"])
+def test_pixels_labelled_ignore_count_in_no_loss(spec):
+    from faceparse_edge.classes import IGNORE
+
+    torch.manual_seed(0)
+    logits, target = torch.randn(2, 19, 8, 8), torch.randint(0, 19, (2, 8, 8))
+    loss = CombinedLoss(spec, class_pixel_counts=torch.ones(19), lovasz_pixels=0)
+    ignored = target.clone()
+    ignored[:, :, :3] = IGNORE  # beyond the labelled image: whatever the logits say there costs nothing
+    changed = logits.clone()
+    changed[:, :, :, :3] = torch.randn(2, 19, 8, 3) * 10
+    assert loss(changed, ignored).item() == pytest.approx(loss(logits, ignored).item(), rel=1e-5)
+    assert loss(changed, target).item() != pytest.approx(loss(logits, target).item(), rel=1e-4)  # not ignored: it does

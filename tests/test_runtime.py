@@ -132,7 +132,7 @@ def test_runtime_path_without_detection_equals_evaluate(celeba_mini):
         metrics.update(pipeline(image).labels, mask)
     info = pipeline.info
     expected, _ = evaluate_backend(pipeline.backend, samples, load_pair, info.input_size, info.mean, info.std, tta=True,
-                                   show_progress=False)
+                                   show_progress=False, context=info.context)
     assert metrics.result()["miou"] == pytest.approx(expected["miou"], abs=1e-6)
 
 
@@ -246,3 +246,14 @@ def test_cuts_in_the_video_start_new_tracks(media):
     before, after, next_frame = ids[210 - 185 : 213 - 185]
     assert before and after and not before & after  # faces after the cut are new tracks
     assert after & next_frame  # and are tracked on from there
+
+
+def test_the_runtime_needs_no_gui_and_asking_for_a_window_is_one_line(media, tmp_path):
+    from faceparse_edge.runtime.video import GUI_FIX, has_windows
+
+    # The install's OpenCV is the headless build: no X11/GL libraries on minimal systems (pyproject.toml).
+    assert not has_windows()
+    for command in (("video", media / "short_hamilton_clip.mp4", "--show"), ("webcam", "--camera", "0")):
+        result = cli(*command, env={"DISPLAY": ":99"})
+        assert_one_line_error(result, "cannot open windows")
+        assert GUI_FIX in result.stderr and "--no-show" in result.stderr

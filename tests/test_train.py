@@ -248,9 +248,16 @@ def test_tta_teacher_is_mirror_consistent_and_renormalises_for_its_own_statistic
     mirrored = TTATeacher(model, c.mean, c.std)(normalised(c.mean, c.std).flip(3))
     assert torch.allclose(mirrored, probs[:, torch.as_tensor(FLIP_PERMUTATION)].flip(3), atol=1e-5)
     # soft cross-entropy is smallest at the targets' own log-probabilities
-    assert soft_cross_entropy(probs.log(), probs) < soft_cross_entropy(probs.flip(3).log(), probs)
+    coarse, full = torch.ones(2, 32, 32, dtype=torch.bool), torch.ones(2, 128, 128, dtype=torch.bool)
+    assert soft_cross_entropy(probs.log(), probs, coarse) < soft_cross_entropy(probs.flip(3).log(), probs, coarse)
     fine = probs.log().repeat_interleave(4, 2).repeat_interleave(4, 3)  # student logits at the input size
-    assert soft_cross_entropy(fine, probs) == pytest.approx(soft_cross_entropy(probs.log(), probs).item(), abs=1e-5)
+    assert soft_cross_entropy(fine, probs, full) == pytest.approx(soft_cross_entropy(probs.log(), probs, coarse).item(),
+                                                                   abs=1e-5)
+    # pixels beyond the labelled image count for nothing: a student wrong only there loses nothing
+    wrong_outside, known = probs.log().clone(), coarse.clone()
+    wrong_outside[:, :, :, :4], known[:, :, :4] = probs.flip(3).log()[:, :, :, :4], False
+    assert soft_cross_entropy(wrong_outside, probs, known) == pytest.approx(
+        soft_cross_entropy(probs.log(), probs, known).item(), abs=1e-6)
 
 
 def test_tta_teacher_averages_scales_on_the_grid_of_scale_one(celeba_mini):

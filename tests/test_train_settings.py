@@ -107,3 +107,25 @@ def test_one_settings_schema_makes_train_options_and_library_defaults():
     assert train_config(with_defaults({"data": "d"})) == TrainConfig(data="d", out="runs/train")
     with pytest.raises(FaceparseError, match="unknown training settings: epoch "):
         with_defaults({"epoch": 3})
+
+
+def test_a_context_keeps_the_faces_resolution_and_aligned_images_are_framed_alike():
+    import numpy as np
+
+    from faceparse_edge.parsing import labels_at, preprocess, with_context
+    from faceparse_edge.toolkit.run_config import architecture
+    from faceparse_edge.toolkit.settings import with_defaults
+
+    config, _ = architecture(with_defaults({"preset": "edge", "context": 1.125}))
+    assert (config.context, config.input_size) == (1.125, 288)  # 256 px of face, as edge's
+    assert architecture(with_defaults({"preset": "edge", "context": 1.125, "imgsz": 256}))[0].input_size == 256
+    image = np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8)
+    framed = with_context(image, 1.25)  # the image in the middle, its edge pixels repeated around it
+    assert framed.shape == (80, 80, 3) and (framed[8:72, 8:72] == image).all() and (framed[:8, 8] == image[0, 0]).all()
+    assert preprocess([image], 40, (0.5,) * 3, (0.25,) * 3, 1.25).shape == (1, 3, 40, 40)
+    # labels of the framed view come back for the image alone
+    probs = np.zeros((19, 20, 20), np.float32)
+    probs[0], probs[1, 2:18, 2:18] = 1.0, 1.0  # the middle 16 of 20, the image's own pixels, read skin
+    probs[0, 2:18, 2:18] = 0.0
+    assert (labels_at(probs, 64, 64, 1.25)[1:-1, 1:-1] == 1).all()  # (the corner pixels mix with the ring)
+    assert (labels_at(probs, 64, 64)[:4] == 0).all()  # read as the image itself, the ring would cover its edge

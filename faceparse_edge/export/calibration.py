@@ -125,8 +125,9 @@ def crops_from_video(video: str, out_dir: Path, size: int) -> list[Path]:
     return paths
 
 
-def calibration_batches(image_paths, size: int, mean, std) -> list[np.ndarray]:
-    """One (1, 3, size, size) batch per image, through the runtime's own preprocessing."""
+def calibration_batches(image_paths, size: int, mean, std, context: float = 1.0) -> list[np.ndarray]:
+    """One (1, 3, size, size) batch per image (aligned faces, framed with the model's `context`), through the
+    runtime's own preprocessing."""
     if len(image_paths) < MIN_IMAGES:
         raise FaceparseError(f"too few calibration images: {len(image_paths)} (need at least {MIN_IMAGES})")
-    return [preprocess([read_image(p)], size, mean, std) for p in image_paths]
+    return [preprocess([read_image(p)], size, mean, std, context) for p in image_paths]

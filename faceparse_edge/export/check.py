@@ -44,7 +44,7 @@ def check(reference: Path, models: list[Path], data: str, split: str | None, tta
         info = backend.info
         labels: list = []
         result, _ = evaluate_backend(backend, samples, load_pair, info.input_size, info.mean, info.std, tta=tta,
-                                     description=Path(path).name, predictions=labels)
+                                     context=info.context, description=Path(path).name, predictions=labels)
         if reference_result is None:
             if info.precision != "fp32":
                 raise FaceparseError(f"the reference {path} is {info.precision}; it must be an FP32 model")

@@ -57,7 +57,8 @@ def export(weights, fmt: str, int8: bool, data: str, out_dir: Path, imgsz: int |
         model.config = replace(model.config, input_size=imgsz)
     c = model.config
     val_samples = list_samples(data, resolve_split(data, val_split))
-    parity_batch = preprocess([read_image(s.image) for s in val_samples[:PARITY_IMAGES]], c.input_size, c.mean, c.std)
+    parity_batch = preprocess([read_image(s.image) for s in val_samples[:PARITY_IMAGES]], c.input_size, c.mean, c.std,
+                              c.context)
     out_dir = Path(out_dir)
     rows = []
     with staging_dir(out_dir) as stage:  # all models pass their checks, or none is written
@@ -80,7 +81,7 @@ def export(weights, fmt: str, int8: bool, data: str, out_dir: Path, imgsz: int |
             else:
                 train = list_samples(data, resolve_split(data, calib_split, "train"))
                 calib_images = [s.image for s in pick_stratified(train, calib_size, seed)]
-            calibration = calibration_batches(calib_images, c.input_size, c.mean, c.std)
+            calibration = calibration_batches(calib_images, c.input_size, c.mean, c.std, c.context)
             if fmt == "onnx":
                 int8_path = quantize_onnx(onnx_path, stage / EXPORT_FILES["onnxruntime", True], calibration, target,
                                          percentile=calib_percentile)

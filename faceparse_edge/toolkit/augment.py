@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..classes import FLIP_PERMUTATION
+from ..classes import FLIP_PERMUTATION, IGNORE
 from .settings import DEFAULTS
 
 
@@ -33,10 +33,15 @@ class AugmentConfig:
 
 
 class Augmenter:
-    """Applies the jitter of an AugmentConfig to an (image, mask) pair of the same size."""
+    """Applies the jitter of an AugmentConfig to an (image, mask) pair of the same size.
 
-    def __init__(self, config: AugmentConfig | None = None):
-        self.config = config or AugmentConfig()
+    The image is framed as the model sees its faces (`context`, ModelConfig): shrunk to the middle 1 / context
+    of its side before the jitter. Where the view reaches beyond the image, its edge pixels repeat, as in the
+    runtime's crops at a frame's edge, and the mask reads IGNORE: no class is known there.
+    """
+
+    def __init__(self, config: AugmentConfig | None = None, context: float = 1.0):
+        self.config, self.context = config or AugmentConfig(), context
 
     def __call__(self, image, mask, rng: np.random.Generator):
         c = self.config
@@ -50,10 +55,11 @@ class Augmenter:
         h, w = mask.shape
         scale = float(np.exp(rng.uniform(np.log(c.scale[0]), np.log(c.scale[1]))))
         angle = float(rng.uniform(-c.rotate_deg, c.rotate_deg))
-        matrix = cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale)
+        matrix = cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale / self.context)
         matrix[:, 2] += rng.uniform(-c.translate, c.translate, size=2) * (w, h)
         image = cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        mask = cv2.warpAffine(mask, matrix, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+        mask = cv2.warpAffine(mask, matrix, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
+                              borderValue=IGNORE)
         return image, mask
 
     def _colour(self, image, rng):

@@ -67,12 +67,16 @@ class TTATeacher(nn.Module):
         return total / len(self.scales)
 
 
-def soft_cross_entropy(logits: torch.Tensor, target_probs: torch.Tensor) -> torch.Tensor:
-    """Pixel-mean cross-entropy to soft targets (the KL divergence to them plus a constant).
+def soft_cross_entropy(logits: torch.Tensor, target_probs: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """Pixel-mean cross-entropy to soft targets (the KL divergence to them plus a constant) over the pixels of
+    the image (`known`, (N, H, W) bool at the logits' resolution: not beyond the labelled image).
 
     Logits finer than the targets are average-pooled to their grid first: scoring 16x fewer
     pixels at the decoder's stride keeps distillation cheap on a CPU.
     """
+    weight = known.unsqueeze(1).float()
     if logits.shape[-2:] != target_probs.shape[-2:]:
         logits = F.adaptive_avg_pool2d(logits, target_probs.shape[-2:])
-    return -(target_probs * F.log_softmax(logits.float(), dim=1)).sum(1).mean()
+        weight = F.adaptive_avg_pool2d(weight, target_probs.shape[-2:])
+    per_pixel = -(target_probs * F.log_softmax(logits.float(), dim=1)).sum(1, keepdim=True)
+    return (per_pixel * weight).sum() / weight.sum().clamp_min(1)

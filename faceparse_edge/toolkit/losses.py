@@ -1,9 +1,11 @@
-"""Segmentation losses: (weighted) cross-entropy, Lovasz-softmax, Dice, Jaccard and their sums."""
+"""Segmentation losses: (weighted) cross-entropy, Lovasz-softmax, Dice, Jaccard and their sums; pixels labelled
+IGNORE count in none of them."""
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..classes import IGNORE
 from ..errors import FaceparseError
 
 
@@ -31,8 +33,11 @@ def lovasz_softmax_flat(probs: torch.Tensor, labels: torch.Tensor) -> torch.Tens
 
 
 def _flatten(logits, target):
+    """(P, C) logits and (P,) labels of the pixels with a known class (not IGNORE)."""
     c = logits.shape[1]
-    return logits.permute(0, 2, 3, 1).reshape(-1, c), target.reshape(-1)
+    flat_logits, flat_target = logits.permute(0, 2, 3, 1).reshape(-1, c), target.reshape(-1)
+    known = flat_target != IGNORE
+    return flat_logits[known], flat_target[known]
 
 
 class LovaszSoftmax(nn.Module):
@@ -58,8 +63,9 @@ class SoftOverlap(nn.Module):
         self.kind, self.eps = kind, eps
 
     def forward(self, logits, target):
-        probs = logits.float().softmax(1)
-        onehot = F.one_hot(target, probs.shape[1]).permute(0, 3, 1, 2).float()
+        known = (target != IGNORE).unsqueeze(1)
+        probs = logits.float().softmax(1) * known
+        onehot = F.one_hot(target.masked_fill(~known[:, 0], 0), probs.shape[1]).permute(0, 3, 1, 2).float() * known
         dims = (0, 2, 3)
         inter = (probs * onehot).sum(dims)
         total = probs.sum(dims) + onehot.sum(dims)
@@ -77,7 +83,7 @@ class CrossEntropy(nn.Module):
         self.register_buffer("weight", weight)
 
     def forward(self, logits, target):
-        return F.cross_entropy(logits.float(), target, weight=self.weight)
+        return F.cross_entropy(logits.float(), target, weight=self.weight, ignore_index=IGNORE)
 
 
 LOSS_NAMES = ("ce", "wce", "lovasz", "dice", "jaccard")

@@ -23,6 +23,9 @@ class ModelConfig:
     input_size: int = 256
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.25, 0.25, 0.25)
+    # The model's view is its face crop (CelebA-HQ's framing) widened this many times about its centre:
+    # it labels hair, neck and cloth beyond the crop. An aligned image is framed so (parsing.with_context).
+    context: float = 1.0
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -60,7 +63,7 @@ DEFAULT_PRESET = "edge"
 
 
 def same_layers(a: ModelConfig, b: ModelConfig, any_width: bool = False) -> bool:
-    """Whether two configs build the same layers (whatever their input size and normalisation,
+    """Whether two configs build the same layers (whatever their input size, normalisation and context,
     and width with `any_width`): one's weights load into the other."""
-    skip = {"input_size", "mean", "std"} | ({"width"} if any_width else set())
+    skip = {"input_size", "mean", "std", "context"} | ({"width"} if any_width else set())
     return {k: v for k, v in a.to_dict().items() if k not in skip} == {k: v for k, v in b.to_dict().items() if k not in skip}

@@ -51,7 +51,8 @@ def pseudo_label(teacher: FaceParser, data: str | Path, unlabelled: str | Path, 
             task = progress.add_task("pseudo-label", total=len(images), info="")
             for start in range(0, len(images), batch_size):
                 paths = images[start : start + batch_size]
-                labels = parse_batch(backend, [read_image(p) for p in paths], c.input_size, c.mean, c.std, tta)
+                labels = parse_batch(backend, [read_image(p) for p in paths], c.input_size, c.mean, c.std, tta,
+                                     c.context)
                 for path, label in zip(paths, labels):
                     write_label_png(tmp / "masks" / f"{path.stem}.png", label)
                 progress.update(task, advance=len(paths))

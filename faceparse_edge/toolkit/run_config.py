@@ -17,13 +17,13 @@ from .distill import parse_scales
 from .distributed import rank_and_world
 from .model import build_model, count_parameters, fit_width
 from .model_config import PRESETS, ModelConfig
-from .settings import with_defaults
+from .settings import SIZE_MULTIPLE, with_defaults
 from .train import TrainConfig, check_new_run, check_trainable, train
 
 # `train` options that set the architecture (ModelConfig fields) and the augmentation (AugmentConfig)
 MODEL_OPTIONS = {"layers": "layers", "extra_blocks": "extra_blocks", "output_stride": "output_stride",
                  "aspp_channels": "aspp_channels", "aspp_rate": "aspp_rate_base", "aspp_depth": "aspp_depth", "decoder_channels": "decoder_channels",
-                 "low_level_channels": "low_level_channels", "dropout": "dropout"}
+                 "low_level_channels": "low_level_channels", "dropout": "dropout", "context": "context"}
 AUGMENT_OPTIONS = {"flip": "flip_p", "rotate": "rotate_deg", "translate": "translate", "hue": "hue",
                    "saturation": "saturation", "value": "value", "brightness": "brightness", "contrast": "contrast"}
 NOT_SAVED = {"config", "resume", "json_file"}  # how a run was invoked, not what it is
@@ -72,7 +72,10 @@ def architecture(settings: dict) -> tuple[ModelConfig, int]:
     if preset not in PRESETS:
         raise FaceparseError(f"unknown preset '{preset}'; choose from {', '.join(PRESETS)}")
     overrides = {field: settings[option] for option, field in MODEL_OPTIONS.items() if settings.get(option) is not None}
-    config = replace(PRESETS[preset], input_size=settings["imgsz"] or PRESETS[preset].input_size, **overrides)
+    config = replace(PRESETS[preset], **overrides)
+    # The face keeps the preset's resolution in a wider view unless an input size is given.
+    size = settings["imgsz"] or round(config.input_size * config.context / SIZE_MULTIPLE) * SIZE_MULTIPLE
+    config = replace(config, input_size=size)
     if width == "auto":
         config = fit_width(config, settings["budget"])
     elif width is not None:

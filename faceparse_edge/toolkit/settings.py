@@ -54,8 +54,12 @@ TRAIN_SETTINGS = (
     _model("low_level_channels", Optional[int], "Channels of the projected stride-4 feature.", 4, 256),
     _model("dropout", Optional[float], "Dropout before the classifier.", 0, 0.9),
     Setting("budget", PARAM_BUDGET, int, "Trainable parameter budget.", 1, panel="Model"),
+    _model("context", Optional[float], "The model's view: its face crop (CelebA-HQ's framing) widened this many "
+           "times, so that it labels the hair, neck and cloth around the crop; training shows each image in the "
+           "middle 1/context of the view (the ring beyond it not scored), the runtime widens its crops alike.", 1, 2),
     Setting("imgsz", None, Optional[int], "Training and inference input size (a multiple of 32); default: the "
-            "preset's (edge 256, edge-hq 512).", 64, 2048, "Model", multiple_of=SIZE_MULTIPLE),
+            "preset's (edge 256, edge-hq 512), times --context, to the nearest multiple of 32.", 64, 2048, "Model",
+            multiple_of=SIZE_MULTIPLE),
     _augment("flip", 0.5, "Probability of a mirror (left/right labels swapped).", 0, 1),
     _augment("scale", 1.25, "Zoom range: 1/scale .. scale.", 1, 4),
     _augment("rotate", 15.0, "Rotation range in degrees (+-).", 0, 180),

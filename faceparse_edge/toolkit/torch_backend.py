@@ -32,6 +32,6 @@ def evaluate_torch(model: FaceParser, data: str, split: str | None, tta: bool, d
     samples = samples if samples is not None else list_samples(data, split)
     c = model.config
     return evaluate_backend(
-        TorchBackend(model, device), samples, load_pair, c.input_size, c.mean, c.std, tta=tta,
+        TorchBackend(model, device), samples, load_pair, c.input_size, c.mean, c.std, tta=tta, context=c.context,
         description=description, show_progress=show_progress,
     )

@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..classes import NUM_CLASSES
+from ..classes import IGNORE, NUM_CLASSES
 from ..errors import FaceparseError, InvalidValueError
 from ..fileio import write_text_atomic
 from ..progress import console, progress_bar
@@ -93,7 +93,7 @@ def train_step(model, loss_fn, optimizer, scaler, x, y, teacher=None, distill_we
         logits = model(x)
         loss = loss_fn(logits, y)
         if teacher is not None:
-            loss = loss + distill_weight * soft_cross_entropy(logits, teacher(x))
+            loss = loss + distill_weight * soft_cross_entropy(logits, teacher(x), y != IGNORE)
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     scaler.step(optimizer)
@@ -248,7 +248,8 @@ def _train(cfg: TrainConfig, model_config: ModelConfig, state: dict | None, devi
     train_samples = list_samples(cfg.data, cfg.train_split)
     val_samples = list_samples(cfg.data, cfg.val_split)
     dataset = FaceParsingDataset(train_samples, model_config.input_size, model_config.mean, model_config.std,
-                                 Augmenter(AugmentConfig(**cfg.augment)), cfg.seed, cfg.fix_left_right, cfg.cache)
+                                 Augmenter(AugmentConfig(**cfg.augment), model_config.context), cfg.seed,
+                                 cfg.fix_left_right, cfg.cache)
     # On CPU, workers take cores from training (benchmarks/results/avx2/scaling.md); a GPU leaves them free.
     workers = cfg.workers if cfg.workers is not None else min(4, os.cpu_count() or 1) if device.startswith("cuda") else 0
     weights = repeat_factors(dataset.classes_present(NUM_CLASSES), cfg.balance) if cfg.balance else None

@@ -21,6 +21,7 @@ import {
   side,
   square,
   warpCrop,
+  widened,
 } from './geometry.js';
 import { RetinaFace } from './detector.js';
 import { FaceTracker } from './tracker.js';
@@ -282,7 +283,9 @@ export class Parser {
       faces = [];
     if (tracks.length) {
       t0 = performance.now();
-      const crops = tracks.map((t) => this.cropFor(t.box, t.landmarks));
+      // Each face's view: its crop widened as the model was trained to see it (hair, neck and cloth around it).
+      const context = this.manifest.model.config.context ?? 1;
+      const crops = tracks.map((t) => widened(this.cropFor(t.box, t.landmarks), context));
       const images = crops.map((m) => warpCrop(image, m, this.size));
       timings.crop = performance.now() - t0;
       const { probs, side: s } = await this.parseCrops(images, timings);

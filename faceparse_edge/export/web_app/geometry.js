@@ -112,6 +112,12 @@ export function rotated(m, angle) {
   return compose([c, -s, 0.5 - 0.5 * c + 0.5 * s, s, c, 0.5 - 0.5 * s - 0.5 * c], m);
 }
 
+/** The crop widened `context` times about its centre: the model's view of the face (align.widened). */
+export function widened(m, context) {
+  const k = 1 / context;
+  return context === 1 ? m : compose([k, 0, 0.5 - 0.5 * k, 0, k, 0.5 - 0.5 * k], m);
+}
+
 /** The map from `current`'s unit coordinates to `old`'s (the same frame point). */
 export function relative(old, current) {
   return compose(old, invert(current));
