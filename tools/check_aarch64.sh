@@ -8,7 +8,9 @@
 #
 # Writes benchmarks/results/aarch64/check.{md,json}. The arm64 root (ROOT) is kept for the next run.
 # Emulation traps handled here: binfmt_misc may need mounting; qemu-user shows the host's /proc/cpuinfo,
-# whose x86 flags crash ONNX Runtime's import, so the root sees an ARM one (tools/aarch64_cpuinfo.txt).
+# whose x86 flags crash ONNX Runtime's import, so the root sees an ARM one (tools/aarch64_cpuinfo.txt); and
+# without /sys, OpenVINO's CPU plugin (hwloc's topology discovery) dies of a segmentation fault when it
+# compiles, so sysfs is mounted as on any real system.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=$(cd "${SHARED:-$REPO/../shared}" && pwd)
@@ -35,12 +37,13 @@ fi
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
 cp /etc/ssl/certs/ca-certificates.crt "$ROOT/etc/ssl/certs/host-ca-certificates.crt"
 
-unmount() { for m in work/shared proc/cpuinfo proc dev; do umount -l "$ROOT/$m" 2>/dev/null || true; done; }
+unmount() { for m in work/shared proc/cpuinfo proc sys dev; do umount -l "$ROOT/$m" 2>/dev/null || true; done; }
 unmount
 trap unmount EXIT
 mkdir -p "$ROOT/work/shared"
 mount -t proc proc "$ROOT/proc"
 mount --bind "$REPO/tools/aarch64_cpuinfo.txt" "$ROOT/proc/cpuinfo"
+mount -t sysfs sysfs "$ROOT/sys"
 mount --bind /dev "$ROOT/dev"
 mount --bind "$SHARED" "$ROOT/work/shared"
 mount -o remount,bind,ro "$ROOT/work/shared"
