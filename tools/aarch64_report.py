@@ -63,6 +63,7 @@ def main():
     arm = run / "arm64"
     tests = read(run / "tests.txt")
     summary_line = next((line for line in reversed(tests.splitlines()) if re.search(r"\d+ (passed|failed)", line)), "")
+    failed = [line.split(" ", 1)[1] for line in tests.splitlines() if line.startswith("FAILED ")]
     video = {side: json.loads(p.read_text()) if p.is_file() else {} for side, p in
              (("x86_64", x86 / "video.json"), ("arm64", arm / "video.json"))}
     rows = label_rows(x86, arm)
@@ -70,7 +71,7 @@ def main():
         "x86_64_machine": machine_info(),
         "arm64": {"uname": read(run / "uname.txt"), "python": read(run / "python.txt"),
                   "emulated_seconds": int(read(run / "emulated_seconds.txt", "0") or 0),
-                  "tests_status": read(run / "tests_status.txt"), "tests_summary": summary_line,
+                  "tests_status": read(run / "tests_status.txt"), "tests_summary": summary_line, "tests_failed": failed,
                   "packages": read(run / "freeze.txt").splitlines()},
         "photos": rows,
         "video": {side: {k: v.get(k) for k in ("frames", "frames_with_face", "detector", "backend")}
@@ -85,6 +86,7 @@ def main():
           f"arm64: {result['arm64']['uname']}, {result['arm64']['python']}; emulated part "
           f"{result['arm64']['emulated_seconds']} s; runtime tests: {summary_line or 'no summary'} "
           f"(exit status {result['arm64']['tests_status']}).\n",
+          *(["Failed under emulation:\n", *(f"- {name}" for name in failed), ""] if failed else []),
           markdown_table(("run (model, backend)", "faces x86_64", "faces arm64",
                           *sorted({p for r in rows for p in r["photos"]})),
                          ((r["run"], r.get("faces_x86_64", "-"), r.get("faces_arm64", r.get("error", "-")),
