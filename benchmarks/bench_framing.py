@@ -2,8 +2,8 @@
 
     python benchmarks/bench_framing.py -m edge -m edge-hq [-m runs/x/best.safetensors ...]
 
-For each model, with flip TTA: val mIoU through the runtime pipeline on the aligned val images
-(--no-detect), and through RetinaFace, its landmark crop and the pasting into the image on the val
+For each model, with flip TTA: val mIoU on the aligned val images (`evaluate`, which the runtime's
+--no-detect path equals), and through RetinaFace, its landmark crop and the pasting into the image on the val
 images upright and turned by 15 and 30 degrees (labels over the whole image; see bench_runtime.py's
 `through_detection`); and the share of the faces' view edges labelled hair, hat, neck or cloth
 (runtime/crop_edge.py) on the shared photos and on every frame of the shared video, where the
@@ -13,9 +13,10 @@ overlay cuts those labels along a straight line. Writes benchmarks/results/frami
 import argparse
 from pathlib import Path
 
-from bench_runtime import runtime_vs_evaluate, through_detection
+from bench_runtime import through_detection
 from common import RESULTS, save
 from faceparse_edge.fileio import read_image
+from faceparse_edge.models.evaluate import evaluate_model
 from faceparse_edge.runtime.crop_edge import edge_counts
 from faceparse_edge.runtime.pipeline import Parser
 from faceparse_edge.sysinfo import describe, machine_info
@@ -55,9 +56,9 @@ def main():
     pairs = [load_pair(s) for s in list_samples(args.data, "val")]
     rows = []
     for model in models:
-        row = {"model": model, "context": Parser(model, detect=False).info.context,
-               "aligned": runtime_vs_evaluate(model, args.data)["runtime_miou"]}
         pipeline = Parser(model, tta=True, smoothing=0.0, detector="retinaface")
+        aligned, _ = evaluate_model(model, args.data, "val", tta=True)  # = the runtime's --no-detect (test_runtime.py)
+        row = {"model": model, "context": pipeline.info.context, "aligned": round(aligned["miou"], 2)}
         for angle in ANGLES:
             row[f"detected_{angle}"] = through_detection(pipeline, pairs, angle)["miou"]
         row["cut"] = cut_share(model, photos, video)

@@ -34,7 +34,7 @@ def preprocess(images: Sequence[np.ndarray], size: int, mean, std, context: floa
     runtime's crops come framed already. OpenCV's blob builder subtracts the mean and lays out NCHW in one
     pass (3x faster than numpy here: the runtime's crops already come at the model's size).
     """
-    images = [with_context(image, context) for image in images] if context != 1 else images
+    images = [with_context(image, context) for image in images]
     resized = [image if image.shape[:2] == (size, size) else
                cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if max(image.shape[:2]) > size else cv2.INTER_LINEAR)
                for image in images]

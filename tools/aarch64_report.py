@@ -52,10 +52,9 @@ def label_rows(x86: Path, arm: Path) -> list[dict]:
     return rows
 
 
-def _faces(summary) -> int:
-    """Faces found over the photos in an `image --json` summary."""
-    images = summary.get("images", summary) if isinstance(summary, dict) else summary
-    return sum(len(image.get("faces", [])) for image in images)
+def _faces(records) -> int:
+    """Faces found over the photos in an `image --json` summary (one record per photo)."""
+    return sum(len(record["faces"]) for record in records)
 
 
 def main():

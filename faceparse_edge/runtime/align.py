@@ -102,14 +102,18 @@ def footprint(m: np.ndarray, height: int, width: int, margin: int = 0) -> tuple[
     return (int(x0), int(y0), int(x1), int(y1)) if x1 > x0 and y1 > y0 else None
 
 
-def inside(m: np.ndarray, region: tuple[int, int, int, int]) -> np.ndarray:
-    """Which pixels of the frame rectangle `region` have their centre inside the crop (bool)."""
+def unit_coordinates(m: np.ndarray, region: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(u, v): the unit crop coordinates of the centres of the frame rectangle `region`'s pixels (float32)."""
     x0, y0, x1, y1 = region
     x = np.arange(x0, x1, dtype=np.float32)[None, :] + 0.5  # broadcast: no meshgrid copies
     y = np.arange(y0, y1, dtype=np.float32)[:, None] + 0.5
     m = m.astype(np.float32)
-    u = m[0, 0] * x + m[0, 1] * y + m[0, 2]
-    v = m[1, 0] * x + m[1, 1] * y + m[1, 2]
+    return m[0, 0] * x + m[0, 1] * y + m[0, 2], m[1, 0] * x + m[1, 1] * y + m[1, 2]
+
+
+def inside(m: np.ndarray, region: tuple[int, int, int, int]) -> np.ndarray:
+    """Which pixels of the frame rectangle `region` have their centre inside the crop (bool)."""
+    u, v = unit_coordinates(m, region)
     return (u >= 0) & (u < 1) & (v >= 0) & (v < 1)
 
 

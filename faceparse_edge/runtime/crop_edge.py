@@ -23,13 +23,8 @@ def edge_counts(faces, height: int, width: int) -> tuple[int, int]:
     """
     cut = total = 0
     for face in faces:
-        x0, y0, x1, y1 = face.region
-        x = np.arange(x0, x1, dtype=np.float64)[None, :] + 0.5
-        y = np.arange(y0, y1, dtype=np.float64)[:, None] + 0.5
-        m = face.crop
-        u = m[0, 0] * x + m[0, 1] * y + m[0, 2]
-        v = m[1, 0] * x + m[1, 1] * y + m[1, 2]
-        depth = np.minimum(np.minimum(u, 1 - u), np.minimum(v, 1 - v)) * align.side(m)  # frame pixels in from the nearest side
+        u, v = align.unit_coordinates(face.crop, face.region)
+        depth = np.minimum(np.minimum(u, 1 - u), np.minimum(v, 1 - v)) * align.side(face.crop)  # pixels in from a side
         edge = (depth >= 0) & (depth < EDGE_PIXELS)
         cut += int(np.isin(face.labels[edge], CUT_CLASSES).sum())
         total += int(edge.sum())
