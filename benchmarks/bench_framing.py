@@ -7,7 +7,8 @@ For each model, with flip TTA: val mIoU on the aligned val images (`evaluate`, w
 images upright and turned by 15 and 30 degrees (labels over the whole image; see bench_runtime.py's
 `through_detection`); and the share of the faces' view edges labelled hair, hat, neck or cloth
 (runtime/crop_edge.py) on the shared photos and on every frame of the shared video, where the
-overlay cuts those labels along a straight line. Writes benchmarks/results/framing.{md,json}.
+overlay cuts those labels along a straight line; and how far the face crops lie from the val images' own
+frames. Writes benchmarks/results/framing.{md,json}.
 """
 
 import argparse
@@ -60,21 +61,27 @@ def main():
         aligned, _ = evaluate_model(model, args.data, "val", tta=True)  # = the runtime's --no-detect (test_runtime.py)
         row = {"model": model, "context": pipeline.info.context, "aligned": round(aligned["miou"], 2)}
         for angle in ANGLES:
-            row[f"detected_{angle}"] = through_detection(pipeline, pairs, angle)["miou"]
+            detected = through_detection(pipeline, pairs, angle)
+            row[f"detected_{angle}"], row[f"corner_error_{angle}"] = detected["miou"], detected["corner_error"]
         row["cut"] = cut_share(model, photos, video)
         rows.append(row)
         print(row, flush=True)
+    command = f"python benchmarks/bench_framing.py {' '.join(f'-m {m}' for m in models)}"
     md = ["# Parsing through detection, and labels cut at the view's edge\n",
           f"Machine: {describe(machine_info())}\n",
           "Flip TTA. Aligned: the val images as they are (`--no-detect`). Detected: through RetinaFace, its landmark "
           "crop (widened by the model's context) and the pasting back, on the val images upright and turned (labels "
-          "over the whole image, 0 outside every face's view). Cut: the share of the view edges' pixels (within 2 px "
-          "of the side, inside the frame) labelled hair, hat, neck or cloth, on the shared photos and on every frame "
-          f"of {video.name}. Command: `python benchmarks/bench_framing.py {' '.join(f'-m {m}' for m in models)}`.\n",
+          "over the whole image, 0 outside every face's view). Crop error: the mean absolute error of the face "
+          "crop's corner coordinates (before its widening) against the val image's own frame, as a share of its "
+          "side. Cut: the share of the view edges' pixels (within 2 px of the side, inside the frame) labelled "
+          "hair, hat, neck or cloth, on the shared photos and on every frame "
+          f"of {video.name}. Command: `{command}`.\n",
           markdown_table(("model", "context", "aligned mIoU", *(f"detected, {a} deg" for a in ANGLES),
-                          "cut at the edge, photos %", "cut at the edge, video %"),
+                          *(f"crop error, {a} deg %" for a in ANGLES), "cut at the edge, photos %",
+                          "cut at the edge, video %"),
                          ((r["model"], r["context"], r["aligned"], *(r[f"detected_{a}"] for a in ANGLES),
-                           r["cut"]["photos"], r["cut"]["video"]) for r in rows))]
+                           *(round(100 * r[f"corner_error_{a}"], 2) for a in ANGLES), r["cut"]["photos"],
+                           r["cut"]["video"]) for r in rows))]
     save(RESULTS / "framing", "\n".join(md), {"machine": machine_info(), "rows": rows})
 
 

@@ -88,7 +88,8 @@ def through_detection(pipeline: Parser, pairs, angle: float, move: np.ndarray | 
         result = pipeline(turned)
         if result.faces:
             found += 1
-            errors.append(np.abs(align.corners(result.faces[0].crop) - align.corners(exact)).mean() / align.side(exact))
+            crop = align.widened(result.faces[0].crop, 1 / pipeline.info.context)  # the face's crop, not its view
+            errors.append(np.abs(align.corners(crop) - align.corners(exact)).mean() / align.side(exact))
         scored = truth != 255
         metrics.update(result.labels[scored], truth[scored])
     return {"miou": round(metrics.result()["miou"], 2), "found": found, "per_class_iou": metrics.result()["per_class_iou"],
