@@ -4,6 +4,7 @@ driven by Playwright), compared with the Python runtime on the shared photos and
 Screenshots go to runs/web_tests/ (never into the repository: they show the shared media).
 """
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -23,9 +24,13 @@ from faceparse_edge.classes import CLASS_NAMES, PALETTE
 from faceparse_edge.errors import FaceparseError
 from faceparse_edge.export.browser import (MEDIA_ROUTE, SiteBrowser, agreement, find_chromium, inside_faces,
                                            start_playwright)
+from faceparse_edge.export.onnx_export import export_onnx
 from faceparse_edge.fileio import write_label_png
+from faceparse_edge.models import resolve_model
+from faceparse_edge.runtime import align
 from faceparse_edge.runtime.crop_rule import CropRule, rule_file
 from faceparse_edge.runtime.pipeline import Parser
+from faceparse_edge.toolkit.checkpoint import load_model
 from tests.conftest import REPO
 from tests.helpers import assert_one_line_error, cli
 
@@ -148,6 +153,24 @@ def test_photos_parse_as_in_python(browser, media, python_parser):
         assert set(web["faces"][0]["areas"]) >= {"skin", "nose", "l_eye", "r_eye", "hair"}
         assert not web["labels"][~inside_faces(py)].any()  # 0 where no face is, as in `faceparse-edge image`
     assert browser.errors == []
+
+
+def test_a_model_with_a_wider_view_parses_as_in_python(media, playwright, python_parser, tmp_path):
+    """A model trained with --context sees each face's crop widened: the page widens it as the Python runtime does."""
+    model = load_model(resolve_model("edge"))
+    model.config = dataclasses.replace(model.config, context=1.25, input_size=320)
+    wide = export_onnx(model, tmp_path / "wide.onnx")
+    site = tmp_path / "site"
+    result = cli("export", "-m", wide, "--format", "web", "--out", site)
+    assert result.returncode == 0, result.stderr
+    name = PHOTOS[0]
+    with SiteBrowser(site, {name: media / name}, playwright=playwright) as browser:
+        web = browser.parse_image(browser.open(), name)
+        assert browser.errors == []
+    py, narrow = Parser(wide).parse(media / name), python_parser.parse(media / name)
+    assert align.side(py.faces[0].crop) == pytest.approx(1.25 * align.side(narrow.faces[0].crop), rel=0.01)
+    assert tuple(web["faces"][0]["region"]) == py.faces[0].region
+    assert agreement(web["labels"], py) >= 0.98
 
 
 def test_video_played_in_the_page_has_a_parsed_face_in_249_of_275_frames(browser):
