@@ -5,10 +5,9 @@
 For each model, with flip TTA: val mIoU on the aligned val images (`evaluate`, which the runtime's
 --no-detect path equals), and through RetinaFace, its landmark crop and the pasting into the image on the val
 images upright and turned by 15 and 30 degrees (labels over the whole image; see bench_runtime.py's
-`through_detection`); and the share of the faces' view edges labelled hair, hat, neck or cloth
-(runtime/crop_edge.py) on the shared photos and on every frame of the shared video, where the
-overlay cuts those labels along a straight line; and how far the face crops lie from the val images' own
-frames. Writes benchmarks/results/framing.{md,json}.
+`through_detection`), without and with `follow_person`; the share of the faces' view edges where hair, hat,
+neck or cloth stop along a straight line (runtime/crop_edge.py) on the shared photos and on every frame of
+the shared video, without and with it; and how far the face crops lie from the val images' own frames. Writes benchmarks/results/framing.{md,json}.
 """
 
 import argparse
@@ -16,7 +15,6 @@ from pathlib import Path
 
 from bench_runtime import through_detection
 from common import RESULTS, save
-from faceparse_edge.fileio import read_image
 from faceparse_edge.models.evaluate import evaluate_model
 from faceparse_edge.runtime.crop_edge import edge_counts
 from faceparse_edge.runtime.pipeline import Parser
@@ -27,18 +25,18 @@ from faceparse_edge.toolkit.samples import list_samples, load_pair
 ANGLES = (0, 15, 30)
 
 
-def cut_share(model, photos, video) -> dict:
-    """Share (%) of the view edges labelled hair, hat, neck or cloth: over the photos, and over the video's frames."""
-    pipeline = Parser(model, tta=True)
+def cut_share(model, photos, video, follow_person: bool) -> dict:
+    """Share (%) of the view edges where hair, hat, neck or cloth stop: over the photos, and over the video's frames."""
+    pipeline = Parser(model, tta=True, follow_person=follow_person)
     cut = total = 0
     for path in photos:
-        image = read_image(path)
-        c, t = edge_counts(pipeline.parse(image).faces, *image.shape[:2])
+        result = pipeline.parse(path)
+        c, t = edge_counts(result.faces, result.labels)
         cut, total = cut + c, total + t
     shares = {"photos": round(100 * cut / max(total, 1), 2)}
     cut = total = 0
-    for frame, result in pipeline.stream(str(video)):
-        c, t = edge_counts(result.faces, *frame.shape[:2])
+    for _, result in pipeline.stream(str(video)):
+        c, t = edge_counts(result.faces, result.labels)
         cut, total = cut + c, total + t
     shares["video"] = round(100 * cut / max(total, 1), 2)
     return shares
@@ -57,13 +55,15 @@ def main():
     pairs = [load_pair(s) for s in list_samples(args.data, "val")]
     rows = []
     for model in models:
-        pipeline = Parser(model, tta=True, smoothing=0.0, detector="retinaface")
         aligned, _ = evaluate_model(model, args.data, "val", tta=True)  # = the runtime's --no-detect (test_runtime.py)
-        row = {"model": model, "context": pipeline.info.context, "aligned": round(aligned["miou"], 2)}
-        for angle in ANGLES:
-            detected = through_detection(pipeline, pairs, angle)
-            row[f"detected_{angle}"], row[f"corner_error_{angle}"] = detected["miou"], detected["corner_error"]
-        row["cut"] = cut_share(model, photos, video)
+        row = {"model": model, "aligned": round(aligned["miou"], 2)}
+        for follow, key in ((False, ""), (True, "_following")):
+            pipeline = Parser(model, tta=True, smoothing=0.0, detector="retinaface", follow_person=follow)
+            row["context"] = pipeline.info.context
+            for angle in ANGLES:
+                detected = through_detection(pipeline, pairs, angle)
+                row[f"detected{key}_{angle}"], row[f"corner_error_{angle}"] = detected["miou"], detected["corner_error"]
+            row[f"cut{key}"] = cut_share(model, photos, video, follow)
         rows.append(row)
         print(row, flush=True)
     command = f"python benchmarks/bench_framing.py {' '.join(f'-m {m}' for m in models)}"
@@ -71,17 +71,22 @@ def main():
           f"Machine: {describe(machine_info())}\n",
           "Flip TTA. Aligned: the val images as they are (`--no-detect`). Detected: through RetinaFace, its landmark "
           "crop (widened by the model's context) and the pasting back, on the val images upright and turned (labels "
-          "over the whole image, 0 outside every face's view). Crop error: the mean absolute error of the face "
-          "crop's corner coordinates (before its widening) against the val image's own frame, as a share of its "
-          "side. Cut: the share of the view edges' pixels (within 2 px of the side, inside the frame) labelled "
-          "hair, hat, neck or cloth, on the shared photos and on every frame "
-          f"of {video.name}. Command: `{command}`.\n",
+          "over the whole image, 0 outside every face's view); following the person: the same with `follow_person` "
+          "(hair, hat and cloth continued past the views over a person segmenter's mask, runtime/beyond_view.py). "
+          "Crop error: the mean absolute error of the face crop's corner coordinates (before its widening) against "
+          "the val image's own frame, as a share of its side. Cut: the share of the view edges' pixels (within 2 px "
+          "of the side, inside the frame) labelled hair, hat, neck or cloth where the frame's labels stop there "
+          "(3 px further out, inside the frame, they are none of those), on the shared photos and on every frame "
+          f"of {video.name}, without and with following the person. Command: `{command}`.\n",
           markdown_table(("model", "context", "aligned mIoU", *(f"detected, {a} deg" for a in ANGLES),
-                          *(f"crop error, {a} deg %" for a in ANGLES), "cut at the edge, photos %",
-                          "cut at the edge, video %"),
+                          *(f"following the person, {a} deg" for a in ANGLES),
+                          *(f"crop error, {a} deg %" for a in ANGLES), "cut, photos %", "cut, video %",
+                          "cut following the person, photos %", "cut following the person, video %"),
                          ((r["model"], r["context"], r["aligned"], *(r[f"detected_{a}"] for a in ANGLES),
+                           *(r[f"detected_following_{a}"] for a in ANGLES),
                            *(round(100 * r[f"corner_error_{a}"], 2) for a in ANGLES), r["cut"]["photos"],
-                           r["cut"]["video"]) for r in rows))]
+                           r["cut"]["video"], r["cut_following"]["photos"], r["cut_following"]["video"])
+                          for r in rows))]
     save(RESULTS / "framing", "\n".join(md), {"machine": machine_info(), "rows": rows})
 
 

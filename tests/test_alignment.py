@@ -148,13 +148,67 @@ def test_given_the_true_crop_the_detection_path_parses_as_the_aligned_image(val_
 
 
 def test_edge_counts_find_the_labels_cut_along_the_views_side_inside_the_frame():
-    from faceparse_edge.runtime.crop_edge import EDGE_PIXELS, edge_counts
+    from faceparse_edge.runtime.crop_edge import EDGE_PIXELS, PROBE_PIXELS, edge_counts
     from faceparse_edge.runtime.pipeline import Face
 
+    cloth = CLASS_NAMES.index("cloth")
     labels = np.ones((20, 20), np.uint8)  # skin, with cloth along the bottom edge
-    labels[-EDGE_PIXELS:] = CLASS_NAMES.index("cloth")
+    labels[-EDGE_PIXELS:] = cloth
     inside = Face(align.square(10, 10, 20), None, None, (10, 10, 30, 30), labels)
-    assert edge_counts([inside], 40, 40) == (20 * EDGE_PIXELS, 20 * 20 - (20 - 2 * EDGE_PIXELS) ** 2)
+    frame = np.zeros((40, 40), np.uint8)
+    frame[10:30, 10:30] = labels
+    edge_pixels = 20 * 20 - (20 - 2 * EDGE_PIXELS) ** 2
+    assert edge_counts([inside], frame) == (20 * EDGE_PIXELS, edge_pixels)
+    # the cloth going on past the left half of the view's bottom (and round its corner): cut only where it stops
+    frame[30 : 30 + PROBE_PIXELS + 2, :20] = cloth
+    frame[30 - EDGE_PIXELS : 30, :10] = cloth
+    assert edge_counts([inside], frame) == (10 * EDGE_PIXELS, edge_pixels)
     # a view reaching past the frame's left edge: only its pixels inside the frame count
     past = Face(align.square(-10, 10, 20), None, None, (0, 10, 10, 30), labels[:, 10:])
-    assert edge_counts([past], 40, 40) == (10 * EDGE_PIXELS, 10 * 2 * EDGE_PIXELS + EDGE_PIXELS * (20 - 2 * EDGE_PIXELS))
+    frame = np.zeros((40, 40), np.uint8)
+    assert edge_counts([past], frame) == (10 * EDGE_PIXELS, 10 * 2 * EDGE_PIXELS + EDGE_PIXELS * (20 - 2 * EDGE_PIXELS))
+
+
+def test_labels_continue_past_the_view_over_the_person_only():
+    """Synthetic: a view whose bottom edge is cloth and whose right edge is hair, a person mask that goes on below
+    and to the right, and a second blob of 'person' that touches no view."""
+    from faceparse_edge.runtime.beyond_view import continued_labels
+    from faceparse_edge.runtime.pipeline import Face
+
+    hair, neck, cloth = (CLASS_NAMES.index(n) for n in ("hair", "neck", "cloth"))
+    crop_labels = np.ones((16, 16), np.uint8)
+    crop_labels[-3:, :8], crop_labels[-3:, 8:] = cloth, neck
+    crop_labels[:10, -3:] = hair
+    view = align.square(20, 10, 32)  # frame x 20..52, y 10..42
+    probs = np.eye(19, dtype=np.float32)[crop_labels].transpose(2, 0, 1)
+    frame_labels = np.zeros((80, 100), np.uint8)
+    frame_labels[10:42, 20:52] = cv2.resize(crop_labels, (32, 32), interpolation=cv2.INTER_NEAREST)
+    face = Face(view, (20, 10, 32, 32), 1, (20, 10, 52, 42), frame_labels[10:42, 20:52].copy(), probs=probs)
+    person = np.zeros((80, 100), bool)
+    person[10:80, 15:60] = True  # the body below the view, and beside it
+    person[60:80, 80:95] = True  # someone else, apart
+    out = continued_labels(frame_labels, [face], person)
+    assert (out[10:42, 20:52] == frame_labels[10:42, 20:52]).all()  # the view's own labels stay
+    assert set(np.unique(out[50:80, 20:52])) == {cloth}  # below the view: cloth (the neck goes on as cloth)
+    assert (out[15:25, 53:60] == hair).all()  # beside the hair: hair
+    assert (out[~person] == 0).all() and (out[60:80, 80:95] == 0).all()  # not past the person, not onto another
+    assert continued_labels(frame_labels, [face], np.zeros_like(person)) is frame_labels
+
+
+def test_following_the_person_continues_the_cloth_below_a_photos_face():
+    """A real photo: following the person (the default) the cloth goes on below the face's view, down the body, and the labels stop
+    along the view's sides far less often (bench_framing.py measures it on all the shared media)."""
+    from faceparse_edge.runtime.crop_edge import edge_counts
+
+    photo = read_image(SHARED / "media" / "obama-720p.jpg")
+    plain = Parser(threads=2, follow_person=False).parse(photo)
+    following = Parser(threads=2).parse(photo)  # (the default)
+    face = following.faces[0]
+    in_view = align.inside(face.crop, (0, 0, 1280, 720))
+    assert (plain.labels[in_view] == following.labels[in_view]).all()  # the face's own labels stay
+    bottom = int(align.corners(face.crop)[:, 1].max()) + 10
+    cloth = CLASS_NAMES.index("cloth")
+    assert (plain.labels[bottom:] == 0).all() and (following.labels[bottom:] == cloth).mean() > 0.1
+    cut_plain, total = edge_counts(plain.faces, plain.labels)
+    cut_following, _ = edge_counts(following.faces, following.labels)
+    assert cut_plain / total > 0.15 and cut_following < cut_plain / 3, (cut_plain, cut_following, total)

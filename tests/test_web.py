@@ -142,6 +142,8 @@ def test_serve_isolates_the_site_and_refuses_bad_folders(site, tmp_path):
 
 
 def test_photos_parse_as_in_python(browser, media, python_parser):
+    """The faces as in Python, and past them the labels follow the person as in Python (its own run of the person
+    segmenter): the two agree on the labelled pixels of the whole photo."""
     page = browser.open()
     for name in PHOTOS:
         web = browser.parse_image(page, name)
@@ -151,7 +153,19 @@ def test_photos_parse_as_in_python(browser, media, python_parser):
         assert tuple(web["faces"][0]["region"]) == py.faces[0].region
         assert agreement(web["labels"], py) >= 0.98, name
         assert set(web["faces"][0]["areas"]) >= {"skin", "nose", "l_eye", "r_eye", "hair"}
-        assert not web["labels"][~inside_faces(py)].any()  # 0 where no face is, as in `faceparse-edge image`
+        assert (py.labels[~inside_faces(py)] > 0).mean() > 0.05, name  # the labels went on past the face
+        labelled = (web["labels"] > 0) | (py.labels > 0)
+        assert (web["labels"] == py.labels)[labelled].mean() >= 0.97, name
+    assert browser.errors == []
+
+
+def test_without_following_the_person_labels_stop_at_the_faces_as_in_python(browser, media):
+    python = Parser("edge", follow_person=False)
+    page = browser.open("?follow=0")
+    for name in PHOTOS:
+        web, py = browser.parse_image(page, name), python.parse(media / name)
+        assert agreement(web["labels"], py) >= 0.98, name
+        assert not web["labels"][~inside_faces(py)].any()  # 0 where no face is, as in `image --no-follow-person`
     assert browser.errors == []
 
 

@@ -59,6 +59,9 @@ DetectorOpt = typer.Option("auto", help="Face detector: retinaface (every platfo
                            "(retinaface; if its package is missing or broken, yunet, then haar, with a warning).")
 SmoothingOpt = typer.Option(0.9, min=0, max=0.99, help="Weight of a still face's previous probabilities (moved with "
                             "its motion; less as the face changes), 0 (off) to 0.99.")
+FollowPersonOpt = typer.Option(True, "--follow-person/--no-follow-person", help="Continue hair, hat and cloth past "
+                               "each face's view over the person (a person segmenter's mask), not to a straight line; "
+                               "--no-follow-person labels only inside the views (about 3 ms a frame faster).")
 ShowOpt = typer.Option(True, "--show/--no-show", help="Show a live window (q quits).")
 
 

@@ -8,16 +8,17 @@ import typer
 from ..errors import FaceparseError
 from ..fileio import check_outputs
 from ..models import resolve_model
-from .common import (BackendOpt, DetectEveryOpt, DetectOpt, DetectorOpt, JsonOpt, Precision, PrecisionOpt,
-                     RuntimeModelOpt, ShowOpt, SmoothingOpt, ThreadsOpt, TtaOpt, app, out, write_json)
+from .common import (BackendOpt, DetectEveryOpt, DetectOpt, DetectorOpt, FollowPersonOpt, JsonOpt, Precision,
+                     PrecisionOpt, RuntimeModelOpt, ShowOpt, SmoothingOpt, ThreadsOpt, TtaOpt, app, out, write_json)
 
 
-def _parser(model: Path, backend, threads, tta, detect, precision, detector, detect_every=1, smoothing=0.0):
+def _parser(model: Path, backend, threads, tta, detect, precision, detector, follow_person, detect_every=1,
+            smoothing=0.0):
     """The runtime parser for a resolved model file (the commands resolve it once, to check their outputs too)."""
     from ..runtime.pipeline import Parser
 
     return Parser(model, backend, threads, tta, detect, detect_every, smoothing, precision=precision.value,
-                  detector=detector)
+                  detector=detector, follow_person=follow_person)
 
 
 def _stream(parser, source, out_file, json_file, show, **options) -> dict:
@@ -44,12 +45,12 @@ def video(
     show: bool = ShowOpt, model_name: Optional[str] = RuntimeModelOpt, backend: str = BackendOpt,
     threads: int = ThreadsOpt, tta: bool = TtaOpt, detect: bool = DetectOpt, detect_every: int = DetectEveryOpt,
     smoothing: float = SmoothingOpt, precision: Precision = PrecisionOpt, detector: str = DetectorOpt,
-    json_file: Optional[Path] = JsonOpt,
+    follow_person: bool = FollowPersonOpt, json_file: Optional[Path] = JsonOpt,
 ):
     """Parse every face in a video file or stream; same frame count and rate out as in."""
     model = resolve_model(model_name, backend)
     check_outputs([source, model], [out_file, json_file])
-    parser = _parser(model, backend, threads, tta, detect, precision, detector, detect_every, smoothing)
+    parser = _parser(model, backend, threads, tta, detect, precision, detector, follow_person, detect_every, smoothing)
     s = _stream(parser, source, out_file, json_file, show)
     kept = f"; {out_file} holds the {s['frames']} frames parsed" if out_file else ""
     if s["missing_frames"]:
@@ -66,14 +67,14 @@ def webcam(
                                             "(.mp4); --save is the older spelling."),
     show: bool = ShowOpt, model_name: Optional[str] = RuntimeModelOpt, backend: str = BackendOpt,
     threads: int = ThreadsOpt, tta: bool = TtaOpt, detect_every: int = DetectEveryOpt, smoothing: float = SmoothingOpt,
-    precision: Precision = PrecisionOpt, detector: str = DetectorOpt,
+    precision: Precision = PrecisionOpt, detector: str = DetectorOpt, follow_person: bool = FollowPersonOpt,
     max_frames: Optional[int] = typer.Option(None, min=1, help="Stop after this many frames."),
     json_file: Optional[Path] = JsonOpt,
 ):
     """Live face parsing from a webcam; q or Ctrl-C stops and finalises the saved file."""
     model = resolve_model(model_name, backend)
     check_outputs([model], [out_file, json_file])
-    parser = _parser(model, backend, threads, tta, True, precision, detector, detect_every, smoothing)
+    parser = _parser(model, backend, threads, tta, True, precision, detector, follow_person, detect_every, smoothing)
     _stream(parser, camera, out_file, json_file, show, max_frames=max_frames)
 
 
@@ -83,14 +84,15 @@ def image(
     out_dir: Path = typer.Option(Path("runs/image"), "--out", help="Where to write <name>.png labels and <name>_overlay.png."),
     model_name: Optional[str] = RuntimeModelOpt, backend: str = BackendOpt, threads: int = ThreadsOpt, tta: bool = TtaOpt,
     detect: bool = DetectOpt, precision: Precision = PrecisionOpt, detector: str = DetectorOpt,
-    json_file: Optional[Path] = JsonOpt,
+    follow_person: bool = FollowPersonOpt, json_file: Optional[Path] = JsonOpt,
 ):
     """Parse faces in images: a palette label PNG (class ids, input resolution) and an overlay per input."""
     from ..runtime.images import parse_images, plan_outputs
 
     model = resolve_model(model_name, backend)
     plan = plan_outputs(inputs, out_dir, protect=[model], also_written=[json_file])
-    records, errors = parse_images(_parser(model, backend, threads, tta, detect, precision, detector), plan)
+    records, errors = parse_images(_parser(model, backend, threads, tta, detect, precision, detector, follow_person),
+                                    plan)
     for r in records:
         out.print(f"{r['input']}: {len(r['faces'])} face(s) ({r['detector']} detector) -> {r['labels']}, {r['overlay']}")
     write_json(json_file, records)

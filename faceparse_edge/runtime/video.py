@@ -139,7 +139,7 @@ def run_stream(pipeline: Parser, source, out_path: Path | None = None, show: boo
         "faces_per_frame": round(stats["faces"] / frames, 3), "frames_with_face": stats["frames_with_face"],
         "flicker": round(float(np.mean(stats["flickers"])), 4) if stats["flickers"] else None,
         "backend": pipeline.backend.name, "precision": pipeline.precision, "detector": pipeline.detector_name, "tta": pipeline.tta, "smoothing": pipeline.smoothing,
-        "detect_every": pipeline.detect_every, "out": str(out_path) if out_path else None,
+        "follow_person": pipeline.follow_person, "detect_every": pipeline.detect_every, "out": str(out_path) if out_path else None,
     }
 
 

@@ -25,13 +25,15 @@ function say(message, error = false) {
   status.className = error ? 'error' : '';
 }
 
-const query = new URLSearchParams(location.search); // ?ep=webgpu&precision=int8&tta=0&detectEvery=3&threads=1
+// ?ep=webgpu&precision=int8&tta=0&detectEvery=3&threads=1&follow=1
+const query = new URLSearchParams(location.search);
 
 function settings() {
   return {
     executionProvider: $('provider').value,
     precision: $('precision').value || 'fp32',
     tta: $('tta').checked,
+    followPerson: $('follow-person').checked,
     detectEvery: Math.max(1, Number($('detect-every').value) || 1),
     threads: Number(query.get('threads')) || 0,
   };
@@ -202,7 +204,7 @@ async function main() {
   $('video-file').onchange = (e) => e.target.files.length && openVideo(e.target.files[0]);
   $('photo-files').onchange = (e) => e.target.files.length && openPhotos([...e.target.files]);
   $('download').onclick = download;
-  for (const id of ['provider', 'precision', 'tta', 'detect-every']) $(id).onchange = loadParser;
+  for (const id of ['provider', 'precision', 'tta', 'follow-person', 'detect-every']) $(id).onchange = loadParser;
   document.addEventListener('dragover', (e) => {
     e.preventDefault();
     document.body.classList.add('dragging');
@@ -223,10 +225,12 @@ async function main() {
     const manifest = await (await fetch('manifest.json')).json();
     for (const precision of Object.keys(manifest.model.files))
       $('precision').append(new Option(precision.toUpperCase(), precision));
+    $('follow-person').checked = manifest.pipeline.follow_person;
   } catch {
     $('precision').append(new Option('FP32', 'fp32'));
   }
   if (query.has('precision')) $('precision').value = query.get('precision');
+  if (query.has('follow')) $('follow-person').checked = query.get('follow') !== '0';
   window.faceparseEdge.ready = loadParser();
 }
 

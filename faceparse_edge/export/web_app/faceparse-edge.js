@@ -8,7 +8,8 @@
 // frame -> on a cut, forget all tracks -> move each tracked face with its optical flow -> detect faces
 // (every few frames) and match them to tracks -> align each face by its landmarks as CelebA-HQ did ->
 // parse the crops in one batch (with their mirror images for flip TTA) -> blend each face's probabilities
-// with its previous ones, moved along the flow -> turn the labels back into the frame.
+// with its previous ones, moved along the flow -> turn the labels back into the frame -> with followPerson,
+// continue hair, hat and cloth past the views over the person (person.js).
 
 import {
   corners,
@@ -26,6 +27,7 @@ import {
 import { RetinaFace } from './detector.js';
 import { FaceTracker } from './tracker.js';
 import { cropFlow, faceShift, isCut, thumbnail, toGray, warpProbs } from './motion.js';
+import { PersonSegmenter, continuedLabels } from './person.js';
 import { labelPng } from './png.js';
 import { drawOverlay } from './draw.js';
 
@@ -34,7 +36,7 @@ export { drawOverlay, labelPng };
 // half the size of the build that also holds WebGPU, and reaches its full speed in fewer runs).
 const ORT_BUILDS = { wasm: './ort/ort.wasm.min.mjs', webgpu: './ort/ort.webgpu.min.mjs' };
 // Where a frame's time goes: runtime/pipeline.PIPELINE_STAGES, after reading the frame's pixels from its source.
-export const STAGES = ['read', 'track', 'detect', 'crop', 'preprocess', 'model', 'tta', 'smooth', 'paste'];
+export const STAGES = ['read', 'track', 'detect', 'crop', 'preprocess', 'model', 'tta', 'smooth', 'paste', 'person'];
 // The smallest module using a SIMD instruction (wasm-feature-detect's test): ONNX Runtime Web needs SIMD.
 const SIMD_TEST = new Uint8Array([
   0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11,
@@ -85,7 +87,8 @@ export class Parser {
   /** The site's parser. Options: tta (flip TTA), detectEvery (frames between detector runs), smoothing (weight
    * of a still face's previous probabilities, 0 = off), executionProvider ('wasm' or 'webgpu'), threads (WASM
    * threads, 0 = up to 4 where the page is cross-origin isolated), precision ('fp32' or 'int8' where the site
-   * has it), manifest (its URL; default: the site's). */
+   * has it), followPerson (continue hair, hat and cloth past each face's view over the person), manifest (its
+   * URL; default: the site's). */
   static async create(options = {}) {
     if (!hasWasmSimd()) {
       throw new Error(
@@ -129,19 +132,28 @@ export class Parser {
       'RetinaFace detector',
       executionProvider,
     );
-    return new Parser(ort, manifest, model, new RetinaFace(ort, detector, manifest.detector), {
+    const followPerson = options.followPerson ?? manifest.pipeline.follow_person;
+    const person = followPerson
+      ? new PersonSegmenter(
+          ort,
+          await session(ort, new URL(manifest.person.file, base).href, 'person segmenter', executionProvider),
+          manifest.person,
+        )
+      : null;
+    return new Parser(ort, manifest, model, new RetinaFace(ort, detector, manifest.detector), person, {
       ...options,
       executionProvider,
       precision,
     });
   }
 
-  constructor(ort, manifest, model, detector, options) {
+  constructor(ort, manifest, model, detector, person, options) {
     const p = manifest.pipeline;
     this.ort = ort; // the ONNX Runtime Web build in use
     this.manifest = manifest;
     this.model = model;
     this.detector = detector;
+    this.person = person; // the person segmenter where labels follow the person, else null
     this.tta = options.tta ?? p.tta;
     this.detectEvery = Math.max(1, options.detectEvery ?? p.detect_every);
     this.smoothing = options.smoothing ?? p.smoothing;
@@ -279,8 +291,9 @@ export class Parser {
     // Hidden faces (below) are parsed again only when the detector has just found them.
     const tracks = this.tracker.tracks.filter((t) => detecting || t.crop);
     this.frameIndex += 1;
-    const labels = new Uint8Array(w * h),
-      faces = [];
+    let labels = new Uint8Array(w * h);
+    const faces = [],
+      views = [];
     if (tracks.length) {
       t0 = performance.now();
       // Each face's view: its crop widened as the model was trained to see it (hair, neck and cloth around it).
@@ -327,6 +340,7 @@ export class Parser {
               areas[name] = (areas[name] || 0) + 1;
             }
           }
+        views.push(m);
         faces.push({
           trackId: track.id,
           box: track.box.slice(),
@@ -337,6 +351,11 @@ export class Parser {
         });
         timings.paste += performance.now() - t1;
       });
+    }
+    if (this.person && views.length) {
+      t0 = performance.now();
+      labels = continuedLabels(labels, w, h, views, await this.person.mask(image), this.manifest.person);
+      timings.person = performance.now() - t0;
     }
     return { width: w, height: h, labels, faces, timings, image };
   }

@@ -1,0 +1,193 @@
+// Labels past each face's view over the person: runtime/beyond_view.py on ONNX Runtime Web.
+//
+// A person segmenter (MediaPipe's selfie segmenter, its ONNX graph as the Python runtime ships it) says which
+// pixels show a person. Each such pixel outside every view, in a part of the person mask that touches a view,
+// takes the class of the nearest hair, hat, neck or cloth pixel of a view (the neck going on as cloth).
+
+import { footprint, resizeArea, roundHalfEven } from './geometry.js';
+
+export class PersonSegmenter {
+  /** `session`: an ONNX Runtime Web session of the segmenter; `settings`: the manifest's "person". */
+  constructor(ort, session, settings) {
+    this.ort = ort;
+    this.session = session;
+    this.settings = settings;
+  }
+
+  /** Which pixels of an RGBA frame show a person: Uint8Array (1 = person), the frame's size. */
+  async mask(image) {
+    const [sw, sh] = this.settings.input_size,
+      small = resizeArea(decimated(image, sw, sh), sw, sh),
+      plane = sw * sh,
+      blob = new Float32Array(3 * plane),
+      scale = Math.fround(1 / 255);
+    for (let i = 0; i < plane; i++)
+      for (let c = 0; c < 3; c++) blob[c * plane + i] = small.data[small.channels * i + c] * scale;
+    const out = await this.session.run({ image: new this.ort.Tensor('float32', blob, [1, 3, sh, sw]) });
+    const mask = resizeLinearAbove(out.person.data, sw, sh, image.width, image.height, this.settings.threshold);
+    out.person.dispose?.();
+    return mask;
+  }
+}
+
+/** The frame shrunk by the largest whole factor that keeps it at least sw x sh (beyond_view.decimated). */
+function decimated(image, sw, sh) {
+  const k = Math.max(1, Math.min(Math.floor(image.width / sw), Math.floor(image.height / sh)));
+  if (k === 1) return image;
+  const w = Math.floor(image.width / k),
+    h = Math.floor(image.height / k);
+  return resizeArea(image, w, h, [0, 0, w * k, h * k]);
+}
+
+/** `labels` (the frame's, 0 outside every view; a new array is returned) with hair, hat and cloth continued past the
+ * `views` (their crop matrices) over the `person` mask. */
+export function continuedLabels(labels, w, h, views, person, settings) {
+  const inViews = new Uint8Array(w * h);
+  for (const m of views) {
+    const region = footprint(m, h, w);
+    if (!region) continue;
+    const [x0, y0, x1, y1] = region;
+    for (let y = y0; y < y1; y++) {
+      // unit view coordinates of the pixel centres along the row (geometry.apply, unrolled)
+      let u = m[0] * (x0 + 0.5) + m[1] * (y + 0.5) + m[2],
+        v = m[3] * (x0 + 0.5) + m[4] * (y + 0.5) + m[5];
+      for (let x = x0; x < x1; x++, u += m[0], v += m[3])
+        if (u >= 0 && u < 1 && v >= 0 && v < 1) inViews[y * w + x] = 1;
+    }
+  }
+  const scale = Math.min(1, settings.work_side / Math.max(h, w)),
+    sw = Math.max(1, roundHalfEven(w * scale)),
+    sh = Math.max(1, roundHalfEven(h * scale));
+  const smallLabels = resizeNearest(labels, w, h, sw, sh),
+    smallViews = resizeNearest(inViews, w, h, sw, sh),
+    smallPerson = resizeNearest(person, w, h, sw, sh);
+  const continued = new Set(settings.continued);
+  const seedClass = new Uint8Array(sw * sh);
+  let anySeed = false;
+  for (let i = 0; i < sw * sh; i++)
+    if (smallViews[i] && continued.has(smallLabels[i])) {
+      seedClass[i] = smallLabels[i] === settings.neck ? settings.cloth : smallLabels[i];
+      anySeed = true;
+    }
+  if (!anySeed) return labels;
+  const nearest = nearestSeed(seedClass, sw, sh);
+  const parts = components(smallPerson, smallViews, sw, sh);
+  const grown = new Uint8Array(sw * sh);
+  for (let i = 0; i < sw * sh; i++) if (parts[i]) grown[i] = seedClass[nearest[i]];
+  const result = labels.slice();
+  for (let y = 0; y < h; y++) {
+    const gy = Math.min(Math.floor((y * sh) / h), sh - 1) * sw;
+    for (let x = 0; x < w; x++) {
+      const i = y * w + x;
+      if (!person[i] || inViews[i] || labels[i]) continue;
+      const c = grown[gy + Math.min(Math.floor((x * sw) / w), sw - 1)];
+      if (c) result[i] = c;
+    }
+  }
+  return result;
+}
+
+/** cv2.resize(..., INTER_NEAREST) of a one-channel byte image. */
+function resizeNearest(src, w, h, dw, dh) {
+  const out = new Uint8Array(dw * dh);
+  for (let y = 0; y < dh; y++) {
+    const row = Math.min(Math.floor((y * h) / dh), h - 1) * w;
+    for (let x = 0; x < dw; x++) out[y * dw + x] = src[row + Math.min(Math.floor((x * w) / dw), w - 1)];
+  }
+  return out;
+}
+
+/** For each of n output positions along a side of length `length`: the source index and the weight of the next
+ * one, as cv2.resize(..., INTER_LINEAR) samples (pixel centres aligned, clamped at the ends). */
+function linearTaps(n, length) {
+  const index = new Int32Array(n),
+    weight = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const s = ((i + 0.5) * length) / n - 0.5;
+    let i0 = Math.floor(s),
+      f = s - i0;
+    if (i0 < 0) [i0, f] = [0, 0];
+    if (i0 >= length - 1) [i0, f] = [length - 1, 0];
+    index[i] = i0;
+    weight[i] = f;
+  }
+  return { index, weight };
+}
+
+/** cv2.resize(..., INTER_LINEAR) of a float image to dw x dh, then > threshold: 1 or 0 per pixel. */
+function resizeLinearAbove(src, w, h, dw, dh, threshold) {
+  const out = new Uint8Array(dw * dh),
+    xt = linearTaps(dw, w),
+    yt = linearTaps(dh, h);
+  for (let y = 0; y < dh; y++) {
+    const a = yt.index[y] * w,
+      b = Math.min(yt.index[y] + 1, h - 1) * w,
+      fy = yt.weight[y];
+    for (let x = 0; x < dw; x++) {
+      const x0 = xt.index[x],
+        x1 = Math.min(x0 + 1, w - 1),
+        fx = xt.weight[x];
+      const top = src[a + x0] + fx * (src[a + x1] - src[a + x0]),
+        bottom = src[b + x0] + fx * (src[b + x1] - src[b + x0]);
+      out[y * dw + x] = top + fy * (bottom - top) > threshold ? 1 : 0;
+    }
+  }
+  return out;
+}
+
+/** Each pixel's nearest seed (the index of a pixel whose `seeds` value is non-zero): the two-pass 5x5 chamfer
+ * distance that cv2.distanceTransformWithLabels(DIST_L2, 5) uses (steps 1, 1.4 and 2.1969). */
+function nearestSeed(seeds, w, h) {
+  const INF = 1e9,
+    distance = new Float32Array(w * h).fill(INF),
+    nearest = new Int32Array(w * h);
+  for (let i = 0; i < w * h; i++)
+    if (seeds[i]) {
+      distance[i] = 0;
+      nearest[i] = i;
+    }
+  const a = 1,
+    b = 1.4,
+    c = 2.1969;
+  const forward = [
+    [-1, 0, a], [0, -1, a], [-1, -1, b], [1, -1, b], [-1, -2, c], [1, -2, c], [-2, -1, c], [2, -1, c],
+  ];
+  const backward = forward.map(([dx, dy, d]) => [-dx, -dy, d]);
+  const pass = (steps, y0, y1, dy, x0, x1, dx) => {
+    for (let y = y0; y !== y1; y += dy)
+      for (let x = x0; x !== x1; x += dx) {
+        const i = y * w + x;
+        for (const [sx, sy, d] of steps) {
+          const nx = x + sx,
+            ny = y + sy;
+          if (nx < 0 || nx >= w || ny < 0 || ny >= h) continue;
+          const j = ny * w + nx;
+          if (distance[j] + d < distance[i]) {
+            distance[i] = distance[j] + d;
+            nearest[i] = nearest[j];
+          }
+        }
+      }
+  };
+  pass(forward, 0, h, 1, 0, w, 1);
+  pass(backward, h - 1, -1, -1, w - 1, -1, -1);
+  return nearest;
+}
+
+/** 1 where a pixel of (person or views) lies in an 8-connected part that holds a view's pixel, else 0. */
+function components(person, views, w, h) {
+  const keep = new Uint8Array(w * h),
+    stack = [];
+  for (let i = 0; i < w * h; i++) if (views[i] && !keep[i]) (keep[i] = 1), stack.push(i);
+  while (stack.length) {
+    const i = stack.pop(),
+      x = i % w,
+      y = (i - x) / w;
+    for (let ny = Math.max(0, y - 1); ny <= Math.min(h - 1, y + 1); ny++)
+      for (let nx = Math.max(0, x - 1); nx <= Math.min(w - 1, x + 1); nx++) {
+        const j = ny * w + nx;
+        if (!keep[j] && (person[j] || views[j])) (keep[j] = 1), stack.push(j);
+      }
+  }
+  return keep;
+}
