@@ -9,10 +9,12 @@ Builds the site (`export --format web`) into runs/bench_web/, then measures, in 
   threads (sleeping between runs, as in the Python runtime; and spinning, its fastest back to back);
 - then, with those pages closed, the page end to end on the shared video: Chromium decodes its 275
   frames first (untimed), then each is parsed as a video (tracking, RetinaFace every 5 frames, flip
-  TTA, smoothing) and drawn with its HUD; FPS on the frames with one face and on all frames, stage
-  milliseconds, frames with a face. Each round parses the video twice and keeps the second pass
-  (the first warms up the WebAssembly and JavaScript compilers);
-- then the page's labels against the Python runtime's: the photos, and the frames OpenCV decodes.
+  TTA, smoothing, labels following the person) and drawn with its HUD; FPS on the frames with one face
+  and on all frames, stage milliseconds, frames with a face; and the same with the labels only inside
+  the faces' views (`?follow=0`), the two interleaved. Each round parses the video twice and keeps the
+  second pass (the first warms up the WebAssembly and JavaScript compilers);
+- then the page's labels against the Python runtime's: the photos (inside the faces, and over all the
+  labelled pixels), and the frames OpenCV decodes.
 Reports medians over the rounds; writes benchmarks/results/<avx2|vnni|amx>/web.{md,json}.
 """
 
@@ -84,8 +86,10 @@ def parity(browser, page, model: str, media: Path) -> dict:
     for path in sorted(p for p in media.iterdir() if p.suffix.lower() in (".jpg", ".png")):
         browser.media[path.name] = path
         web, py = browser.parse_image(page, path.name), python.parse(path)
+        labelled = (web["labels"] > 0) | (py.labels > 0)
         photos[path.name] = {"faces_web": len(web["faces"]), "faces_python": len(py.faces),
-                             "agreement": round(agreement(web["labels"], py), 5)}
+                             "agreement": round(agreement(web["labels"], py), 5),
+                             "agreement_labelled": round(float((web["labels"] == py.labels)[labelled].mean()), 5)}
     frames, python_rows = zip(*python.stream(media / VIDEO))
     browser.load_frames(page, frames)
     rows = browser.parse_frames(page, keep=range(len(frames)))
@@ -109,7 +113,8 @@ def main():
     build_site(args.model, site)
     start = cpu_times()
     model_ms = {}  # configuration -> per-round medians (ms per batch of 2)
-    end_to_end = []
+    settings = {"labels following the person (default)": "", "labels inside the views only (?follow=0)": "?follow=0"}
+    end_to_end = {name: [] for name in settings}
     playwright = start_playwright()
     try:
         with SiteBrowser(site, {VIDEO: args.media / VIDEO}, webgpu=True, playwright=playwright) as browser:
@@ -129,11 +134,14 @@ def main():
                 print(f"model round {r + 1}/{args.rounds} done")
             for page in pages.values():  # the end-to-end pass has the browser to itself
                 page.context.close()
-            video_page = browser.open()
-            browser.decode_video(video_page, VIDEO, FRAMES, FPS)
+            video_pages = {name: browser.open(query) for name, query in settings.items()}
+            for page in video_pages.values():
+                browser.decode_video(page, VIDEO, FRAMES, FPS)
             for r in range(args.rounds):
-                end_to_end.append(page_end_to_end(browser, video_page))
-                print(f"video round {r + 1}/{args.rounds}: {end_to_end[-1]['fps_one_face']:.1f} FPS on one-face frames")
+                for name, page in video_pages.items():
+                    end_to_end[name].append(page_end_to_end(browser, page))
+                    print(f"video round {r + 1}/{args.rounds}, {name}: {end_to_end[name][-1]['fps_one_face']:.1f} FPS "
+                          "on one-face frames")
             matched = parity(browser, browser.open(), args.model, args.media)
             errors = list(browser.errors)
     finally:
@@ -147,8 +155,10 @@ def main():
         payload_models[name] = {"ms_per_crop": round(per_crop, 2), "per_round_ms_per_batch": [round(v, 2) for v in values],
                                 "vs_native_same_threads": round(per_crop / native, 2)}
         rows.append((name, f"{per_crop:.2f}", f"{per_crop / native:.2f}x"))
-    e2e = {k: statistics.median(e[k] for e in end_to_end) for k in ("fps_one_face", "fps_all", "frames_with_face")}
-    stage_ms = {k: round(statistics.median(e["ms_one_face"][k] for e in end_to_end), 2) for k in end_to_end[0]["ms_one_face"]}
+    e2e = {name: {k: statistics.median(e[k] for e in runs) for k in ("fps_one_face", "fps_all", "frames_with_face")}
+           for name, runs in end_to_end.items()}
+    stage_ms = {name: {k: round(statistics.median(e["ms_one_face"][k] for e in runs), 2) for k in runs[0]["ms_one_face"]}
+                for name, runs in end_to_end.items()}
     md = [f"# The web app in headless Chromium ({args.model}, ONNX Runtime Web {ort_web_version()})\n",
           f"Machine: {describe(machine)}\n", f"Browser: {find_chromium()} (headless; WebGPU on SwiftShader)\n",
           f"Command: `python benchmarks/bench_web.py --media {args.media} --model {args.model} --rounds {args.rounds}`; "
@@ -156,18 +166,21 @@ def main():
           "## Model time per crop (one face with flip TTA: a batch of 2)\n",
           markdown_table(("runtime", "ms per crop", "vs native, same threads, sleeping"), rows), "",
           "## The page end to end on the shared video (wasm, 2 threads, flip TTA, detector every 5 frames, drawn)\n",
-          markdown_table(("FPS, one-face frames", "FPS, all frames", "frames with a face"),
-                         [(f"{e2e['fps_one_face']:.1f}", f"{e2e['fps_all']:.1f}", f"{e2e['frames_with_face']} / {FRAMES}")]),
+          markdown_table(("setting", "FPS, one-face frames", "FPS, all frames", "frames with a face"),
+                         [(name, f"{e['fps_one_face']:.1f}", f"{e['fps_all']:.1f}", f"{e['frames_with_face']} / {FRAMES}")
+                          for name, e in e2e.items()]),
           "", "Mean milliseconds per one-face frame by stage (median over rounds):\n",
-          markdown_table(list(stage_ms), [[f"{v:.2f}" for v in stage_ms.values()]]), "",
-          "## Parity with the Python runtime (label agreement inside the faces' regions)\n",
-          markdown_table(("input", "faces (page / Python)", "agreement %"),
-                         [(name, f"{p['faces_web']} / {p['faces_python']}", f"{100 * p['agreement']:.3f}")
-                          for name, p in matched["photos"].items()]
+          markdown_table(["setting", *next(iter(stage_ms.values()))],
+                         [[name, *(f"{v:.2f}" for v in ms.values())] for name, ms in stage_ms.items()]), "",
+          "## Parity with the Python runtime (both following the person)\n",
+          markdown_table(("input", "faces (page / Python)", "agreement inside the faces' regions %",
+                          "agreement on the pixels either labels %"),
+                         [(name, f"{p['faces_web']} / {p['faces_python']}", f"{100 * p['agreement']:.3f}",
+                           f"{100 * p['agreement_labelled']:.3f}") for name, p in matched["photos"].items()]
                          + [(f"{VIDEO}, frames decoded by OpenCV, parsed as a video (median / lowest over frames "
                              "where both show a face)", f"frames with a face: {video['with_face_web']} / "
                              f"{video['with_face_python']}", f"{100 * video['agreement_median']:.2f} / "
-                             f"{100 * video['agreement_min']:.2f}") for video in [matched["video_opencv_frames"]]]), "",
+                             f"{100 * video['agreement_min']:.2f}", "") for video in [matched["video_opencv_frames"]]]), "",
           f"Console errors: {len(errors)}"]
     save(args.out, "\n".join(md), {"machine": machine, "model": args.model, "onnxruntime_web": ort_web_version(),
                                    "model_ms": payload_models, "end_to_end": {**e2e, "ms_one_face": stage_ms}, "parity": matched,

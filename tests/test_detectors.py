@@ -90,6 +90,30 @@ def test_a_missing_or_corrupted_retinaface_falls_back_with_one_warning(monkeypat
     assert f"falling back to the {fallback.name} detector" in warning[0]
 
 
+@pytest.mark.parametrize("content, fragment", [
+    (None, "cannot read the person segmenter weights"),
+    (b"not an onnx graph", "sha256 mismatch"),
+])
+def test_a_missing_or_corrupted_person_segmenter_keeps_the_labels_in_the_views_with_one_warning(
+        monkeypatch, capsys, tmp_path, media, content, fragment):
+    from faceparse_edge.runtime import beyond_view
+    from faceparse_edge.runtime.pipeline import Parser
+
+    weights = tmp_path / "selfie-segmenter-landscape.onnx"
+    if content is not None:
+        weights.write_bytes(content)
+    monkeypatch.setattr(beyond_view, "SEGMENTER_FILE", weights)
+    parser = Parser(threads=2)
+    warning = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(warning) == 1 and warning[0].startswith("warning: ") and fragment in warning[0]
+    assert not parser.follow_person and "+person" not in parser.engine
+    result = parser.parse(media / "obama-720p.jpg")
+    inside = np.zeros(result.labels.shape, bool)
+    x0, y0, x1, y1 = result.faces[0].region
+    inside[y0:y1, x0:x1] = True
+    assert result.labels[inside].any() and not result.labels[~inside].any()
+
+
 def test_without_yuface_auto_still_gets_landmarks_and_yunet_is_a_clear_error(monkeypatch, capsys):
     import sys
 

@@ -10,12 +10,14 @@ labels stop where the person does. A view's own pixels are never relabelled, so 
 their order. Hands and arms, which no class names, are labelled as the cloth around them.
 """
 
+import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from ..classes import CLASS_NAMES
+from ..errors import FaceparseError
 from . import align
 from .crop_edge import CUT_CLASSES
 
@@ -46,9 +48,10 @@ def decimated(frame: np.ndarray) -> np.ndarray:
 
 
 class PersonSegmenter:
-    """The probability (0..1) that each pixel of a frame shows a person, on the parser's backend."""
+    """Which pixels of a frame show a person (MediaPipe's probability above PERSON_THRESHOLD), on the parser's
+    backend."""
 
-    def __init__(self, backend: str = "onnxruntime", threads: int = 0, precision: str = "f32"):
+    def __init__(self, backend: str = "onnxruntime", threads: int = 1, precision: str = "f32"):
         from .backends import graph_runner
 
         self._run = graph_runner(segmenter_onnx(), SEGMENTER_FILE.name, backend, threads, precision, "image",
@@ -61,6 +64,16 @@ class PersonSegmenter:
         blob = (small.astype(np.float32) * np.float32(1 / 255)).transpose(2, 0, 1)[None]
         probability = self._run(np.ascontiguousarray(blob))[0][0, 0]
         return cv2.resize(probability, (w, h), interpolation=cv2.INTER_LINEAR) > PERSON_THRESHOLD
+
+
+def person_segmenter(backend: str, threads: int, precision: str) -> PersonSegmenter | None:
+    """The person segmenter; where its file is missing or broken (a damaged install), None and one warning line:
+    the labels then stay inside the faces' views."""
+    try:
+        return PersonSegmenter(backend, threads, precision)
+    except FaceparseError as exc:
+        print(f"warning: {exc}; labels stay inside the faces' views", file=sys.stderr)  # one line, never wrapped
+        return None
 
 
 def continued_labels(labels: np.ndarray, faces, person: np.ndarray) -> np.ndarray:

@@ -173,7 +173,7 @@ export class Parser {
     this.previousThumbnail = null;
   }
 
-  /** One photo's faces and labels: {width, height, labels (class ids, 0 where no face is), faces, timings, image
+  /** One photo's faces and labels: {width, height, labels (class ids, 0 where no face or person is), faces, timings, image
    * (the RGBA pixels parsed)}. */
   async parse(source) {
     this.reset();

@@ -14,7 +14,7 @@ export class PersonSegmenter {
     this.settings = settings;
   }
 
-  /** Which pixels of an RGBA frame show a person: Uint8Array (1 = person), the frame's size. */
+  /** Which pixels of an RGBA frame show a person: a PersonMask. */
   async mask(image) {
     const [sw, sh] = this.settings.input_size,
       small = resizeArea(decimated(image, sw, sh), sw, sh),
@@ -24,9 +24,31 @@ export class PersonSegmenter {
     for (let i = 0; i < plane; i++)
       for (let c = 0; c < 3; c++) blob[c * plane + i] = small.data[small.channels * i + c] * scale;
     const out = await this.session.run({ image: new this.ort.Tensor('float32', blob, [1, 3, sh, sw]) });
-    const mask = resizeLinearAbove(out.person.data, sw, sh, image.width, image.height, this.settings.threshold);
+    const mask = new PersonMask(out.person.data.slice(), sw, sh, image.width, image.height, this.settings.threshold);
     out.person.dispose?.();
     return mask;
+  }
+}
+
+/** The segmenter's probabilities enlarged to the frame as cv2.resize(..., INTER_LINEAR) does, above the threshold:
+ * `at(x, y)` for one frame pixel, computed only where asked (the continuation needs few of the frame's pixels). */
+export class PersonMask {
+  constructor(probability, sw, sh, width, height, threshold) {
+    Object.assign(this, { probability, sw, sh, width, height, threshold });
+    this.xt = linearTaps(width, sw);
+    this.yt = linearTaps(height, sh);
+  }
+
+  at(x, y) {
+    const { probability: p, sw, sh, xt, yt } = this,
+      a = yt.index[y] * sw,
+      b = Math.min(yt.index[y] + 1, sh - 1) * sw,
+      x0 = xt.index[x],
+      x1 = Math.min(x0 + 1, sw - 1),
+      fx = xt.weight[x];
+    const top = p[a + x0] + fx * (p[a + x1] - p[a + x0]),
+      bottom = p[b + x0] + fx * (p[b + x1] - p[b + x0]);
+    return top + yt.weight[y] * (bottom - top) > this.threshold;
   }
 }
 
@@ -40,7 +62,7 @@ function decimated(image, sw, sh) {
 }
 
 /** `labels` (the frame's, 0 outside every view; a new array is returned) with hair, hat and cloth continued past the
- * `views` (their crop matrices) over the `person` mask. */
+ * `views` (their crop matrices) over the `person` mask (a PersonMask). */
 export function continuedLabels(labels, w, h, views, person, settings) {
   const inViews = new Uint8Array(w * h);
   for (const m of views) {
@@ -60,7 +82,10 @@ export function continuedLabels(labels, w, h, views, person, settings) {
     sh = Math.max(1, roundHalfEven(h * scale));
   const smallLabels = resizeNearest(labels, w, h, sw, sh),
     smallViews = resizeNearest(inViews, w, h, sw, sh),
-    smallPerson = resizeNearest(person, w, h, sw, sh);
+    smallPerson = new Uint8Array(sw * sh); // the frame's mask sampled as resizeNearest samples
+  for (let y = 0; y < sh; y++)
+    for (let x = 0; x < sw; x++)
+      smallPerson[y * sw + x] = person.at(Math.min(Math.floor((x * w) / sw), w - 1), Math.min(Math.floor((y * h) / sh), h - 1));
   const continued = new Set(settings.continued);
   const seedClass = new Uint8Array(sw * sh);
   let anySeed = false;
@@ -79,9 +104,9 @@ export function continuedLabels(labels, w, h, views, person, settings) {
     const gy = Math.min(Math.floor((y * sh) / h), sh - 1) * sw;
     for (let x = 0; x < w; x++) {
       const i = y * w + x;
-      if (!person[i] || inViews[i] || labels[i]) continue;
+      if (inViews[i] || labels[i]) continue;
       const c = grown[gy + Math.min(Math.floor((x * sw) / w), sw - 1)];
-      if (c) result[i] = c;
+      if (c && person.at(x, y)) result[i] = c;
     }
   }
   return result;
@@ -114,79 +139,60 @@ function linearTaps(n, length) {
   return { index, weight };
 }
 
-/** cv2.resize(..., INTER_LINEAR) of a float image to dw x dh, then > threshold: 1 or 0 per pixel. */
-function resizeLinearAbove(src, w, h, dw, dh, threshold) {
-  const out = new Uint8Array(dw * dh),
-    xt = linearTaps(dw, w),
-    yt = linearTaps(dh, h);
-  for (let y = 0; y < dh; y++) {
-    const a = yt.index[y] * w,
-      b = Math.min(yt.index[y] + 1, h - 1) * w,
-      fy = yt.weight[y];
-    for (let x = 0; x < dw; x++) {
-      const x0 = xt.index[x],
-        x1 = Math.min(x0 + 1, w - 1),
-        fx = xt.weight[x];
-      const top = src[a + x0] + fx * (src[a + x1] - src[a + x0]),
-        bottom = src[b + x0] + fx * (src[b + x1] - src[b + x0]);
-      out[y * dw + x] = top + fy * (bottom - top) > threshold ? 1 : 0;
-    }
-  }
-  return out;
-}
-
 /** Each pixel's nearest seed (the index of a pixel whose `seeds` value is non-zero): the two-pass 5x5 chamfer
- * distance that cv2.distanceTransformWithLabels(DIST_L2, 5) uses (steps 1, 1.4 and 2.1969). */
+ * distance that cv2.distanceTransformWithLabels(DIST_L2, 5) uses (steps 1, 1.4 and 2.1969). The grid is padded
+ * by two pixels that no pass ever takes, so the unrolled inner step needs no bounds checks. */
 function nearestSeed(seeds, w, h) {
-  const INF = 1e9,
-    distance = new Float32Array(w * h).fill(INF),
-    nearest = new Int32Array(w * h);
-  for (let i = 0; i < w * h; i++)
-    if (seeds[i]) {
-      distance[i] = 0;
-      nearest[i] = i;
-    }
-  const a = 1,
-    b = 1.4,
-    c = 2.1969;
-  const forward = [
-    [-1, 0, a], [0, -1, a], [-1, -1, b], [1, -1, b], [-1, -2, c], [1, -2, c], [-2, -1, c], [2, -1, c],
-  ];
-  const backward = forward.map(([dx, dy, d]) => [-dx, -dy, d]);
-  const pass = (steps, y0, y1, dy, x0, x1, dx) => {
-    for (let y = y0; y !== y1; y += dy)
-      for (let x = x0; x !== x1; x += dx) {
-        const i = y * w + x;
-        for (const [sx, sy, d] of steps) {
-          const nx = x + sx,
-            ny = y + sy;
-          if (nx < 0 || nx >= w || ny < 0 || ny >= h) continue;
-          const j = ny * w + nx;
-          if (distance[j] + d < distance[i]) {
-            distance[i] = distance[j] + d;
-            nearest[i] = nearest[j];
-          }
-        }
+  const W = w + 4,
+    distance = new Float32Array(W * (h + 4)).fill(1e9),
+    nearest = new Int32Array(W * (h + 4));
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++)
+      if (seeds[y * w + x]) {
+        distance[(y + 2) * W + x + 2] = 0;
+        nearest[(y + 2) * W + x + 2] = y * w + x;
       }
+  const [a, b, c] = [1, 1.4, 2.1969];
+  // p's neighbours at offsets o1..o8 (steps a, a, b, b, c, c, c, c): take the nearest seed through any of them
+  const relax = (p, o1, o2, o3, o4, o5, o6, o7, o8) => {
+    let best = distance[p],
+      from = -1,
+      d;
+    if ((d = distance[p + o1] + a) < best) (best = d), (from = p + o1);
+    if ((d = distance[p + o2] + a) < best) (best = d), (from = p + o2);
+    if ((d = distance[p + o3] + b) < best) (best = d), (from = p + o3);
+    if ((d = distance[p + o4] + b) < best) (best = d), (from = p + o4);
+    if ((d = distance[p + o5] + c) < best) (best = d), (from = p + o5);
+    if ((d = distance[p + o6] + c) < best) (best = d), (from = p + o6);
+    if ((d = distance[p + o7] + c) < best) (best = d), (from = p + o7);
+    if ((d = distance[p + o8] + c) < best) (best = d), (from = p + o8);
+    if (from >= 0) (distance[p] = best), (nearest[p] = nearest[from]);
   };
-  pass(forward, 0, h, 1, 0, w, 1);
-  pass(backward, h - 1, -1, -1, w - 1, -1, -1);
-  return nearest;
+  for (let y = 0; y < h; y++) // forward: the neighbours visited before in raster order
+    for (let x = 0, p = (y + 2) * W + 2; x < w; x++, p++)
+      relax(p, -1, -W, -W - 1, -W + 1, -2 * W - 1, -2 * W + 1, -W - 2, -W + 2);
+  for (let y = h - 1; y >= 0; y--) // backward: the mirror image
+    for (let x = w - 1, p = (y + 2) * W + w + 1; x >= 0; x--, p--)
+      relax(p, 1, W, W + 1, W - 1, 2 * W + 1, 2 * W - 1, W + 2, W - 2);
+  const out = new Int32Array(w * h);
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) out[y * w + x] = nearest[(y + 2) * W + x + 2];
+  return out;
 }
 
 /** 1 where a pixel of (person or views) lies in an 8-connected part that holds a view's pixel, else 0. */
 function components(person, views, w, h) {
   const keep = new Uint8Array(w * h),
-    stack = [];
-  for (let i = 0; i < w * h; i++) if (views[i] && !keep[i]) (keep[i] = 1), stack.push(i);
-  while (stack.length) {
-    const i = stack.pop(),
+    stack = new Int32Array(w * h); // each pixel enters at most once
+  let top = 0;
+  for (let i = 0; i < w * h; i++) if (views[i]) (keep[i] = 1), (stack[top++] = i);
+  while (top) {
+    const i = stack[--top],
       x = i % w,
       y = (i - x) / w;
     for (let ny = Math.max(0, y - 1); ny <= Math.min(h - 1, y + 1); ny++)
       for (let nx = Math.max(0, x - 1); nx <= Math.min(w - 1, x + 1); nx++) {
         const j = ny * w + nx;
-        if (!keep[j] && (person[j] || views[j])) (keep[j] = 1), stack.push(j);
+        if (!keep[j] && (person[j] || views[j])) (keep[j] = 1), (stack[top++] = j);
       }
   }
   return keep;
