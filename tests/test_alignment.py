@@ -201,8 +201,9 @@ def test_following_the_person_continues_the_cloth_below_a_photos_face():
     from faceparse_edge.runtime.crop_edge import edge_counts
 
     photo = read_image(SHARED / "media" / "obama-720p.jpg")
-    plain = Parser(threads=2, follow_person=False).parse(photo)
-    following = Parser(threads=2).parse(photo)  # (the default)
+    plain_parser, following_parser = Parser(threads=2, follow_person=False), Parser(threads=2)  # (the default)
+    assert "+person" in following_parser.engine and "+person" not in plain_parser.engine  # the HUD says which ran
+    plain, following = plain_parser.parse(photo), following_parser.parse(photo)
     face = following.faces[0]
     in_view = align.inside(face.crop, (0, 0, 1280, 720))
     assert (plain.labels[in_view] == following.labels[in_view]).all()  # the face's own labels stay

@@ -111,7 +111,8 @@ def test_video_gives_an_output_with_the_same_frame_count(media, tmp_path):
     cap = cv2.VideoCapture(str(out))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == summary["frames"] == 275
     assert abs(cap.get(cv2.CAP_PROP_FPS) - 29.97) < 0.01
-    assert summary["faces_per_frame"] > 0.5 and set(summary["ms"]) >= {"detect", "model", "paste", "draw"}
+    assert summary["faces_per_frame"] > 0.5 and set(summary["ms"]) >= {"detect", "model", "paste", "person", "draw"}
+    assert summary["follow_person"] is True and summary["ms"]["person"] > 0  # labels follow the person by default
     assert 0 < summary["model_fraction"] < 1
     assert summary["fps"] > 0 and 0 <= summary["flicker"] < 1
     assert summary["frames_by_faces"]["1"] > 50 and summary["fps_by_faces"]["1"] > 0
@@ -146,6 +147,7 @@ def test_image_command_outputs_and_bad_inputs(media, tmp_path):
     assert_one_line_error(result, "1 of 3 images could not be read")
     records = json.loads((tmp_path / "i.json").read_text())
     assert [len(r["faces"]) for r in records] == [1, 0] and {r["detector"] for r in records} == {"retinaface"}
+    assert {r["follow_person"] for r in records} == {True}
     assert "(retinaface detector)" in result.stdout
     labels = np.asarray(Image.open(tmp_path / "out" / "lin-manuel-miranda.png"))
     assert Image.open(tmp_path / "out" / "lin-manuel-miranda.png").mode == "P"

@@ -122,8 +122,11 @@ def test_export_web_exports_torch_weights_to_onnx_first(celeba_mini, tmp_path):
 
 
 def test_serve_isolates_the_site_and_refuses_bad_folders(site, tmp_path):
+    # Ctrl-C's default action in the server, even where the suite runs in the background (a shell's `&` starts
+    # it with SIGINT ignored, which its children inherit).
     process = subprocess.Popen([sys.executable, "-m", "faceparse_edge", "serve", str(site), "--port", "0"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         line = process.stdout.readline()
         url = re.search(r"http://127\.0\.0\.1:\d+/", line).group(0)

@@ -380,14 +380,15 @@ export class Parser {
 }
 
 /** The HUD's two lines (runtime/draw.hud_lines): FPS when given, what runs (execution provider, threads, precision,
- * TTA, detector) and the faces; then the model's, detection's and everything else's milliseconds. */
+ * TTA, detector, whether labels follow the person) and the faces; then the model's, detection's and everything else's milliseconds. */
 export function hudLines(parser, result, fps) {
   const t = result.timings,
     faces = result.faces.length;
   const rest = STAGES.reduce((sum, k) => sum + t[k], 0) - t.model - t.detect;
   const engine =
     `${parser.executionProvider}${parser.executionProvider === 'wasm' ? ` ${parser.threads}T` : ''} ` +
-    `${parser.precision}${parser.tta ? ' +flipTTA' : ''}  detector ${parser.detector.name}`;
+    `${parser.precision}${parser.tta ? ' +flipTTA' : ''}  detector ${parser.detector.name}` +
+    `${parser.person ? '  +person' : ''}`;
   return [
     `${fps ? `${fps.toFixed(1)} FPS  ` : ''}${engine}  ${faces ? `${faces} face${faces === 1 ? '' : 's'}` : 'no face'}`,
     `ms: model ${t.model.toFixed(1)}  detect ${t.detect.toFixed(1)}  rest ${rest.toFixed(1)}`,
