@@ -1,9 +1,10 @@
 """Where labels stop along a straight line: the edge of the view a face was parsed in.
 
 A face is parsed in a square view around it (its crop, widened by the model's context); past that
-square it gets no labels. Where hair, neck, cloth or a hat reach the view's edge inside the frame,
-the overlay cuts them off along a straight line, unless the labels continue past the view (beyond_view.py):
-the share of the edge cut so measures it (benchmarks/bench_framing.py, tests/test_alignment.py).
+square the model gives no labels. Where hair, neck, cloth or a hat reach the view's edge inside the
+frame, the overlay cuts them off along a straight line unless the labels go on past the view (following
+the person, beyond_view.py): the share of the edge cut so measures it (benchmarks/bench_framing.py,
+tests/test_alignment.py).
 """
 
 import cv2

@@ -173,8 +173,8 @@ export class Parser {
     this.previousThumbnail = null;
   }
 
-  /** One photo's faces and labels: {width, height, labels (class ids, 0 where no face or person is), faces, timings, image
-   * (the RGBA pixels parsed)}. */
+  /** One photo's faces and labels: {width, height, labels (class ids, 0 where no face or person is), faces,
+   * timings, image (the RGBA pixels parsed)}. */
   async parse(source) {
     this.reset();
     return this.parseFrame(source);
@@ -380,7 +380,8 @@ export class Parser {
 }
 
 /** The HUD's two lines (runtime/draw.hud_lines): FPS when given, what runs (execution provider, threads, precision,
- * TTA, detector, whether labels follow the person) and the faces; then the model's, detection's and everything else's milliseconds. */
+ * TTA, detector, whether labels follow the person) and the faces; then the model's, detection's and everything
+ * else's milliseconds. */
 export function hudLines(parser, result, fps) {
   const t = result.timings,
     faces = result.faces.length;
