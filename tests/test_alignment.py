@@ -187,6 +187,14 @@ def test_labels_continue_past_the_view_over_the_person_only():
     person = np.zeros((80, 100), bool)
     person[10:80, 15:60] = True  # the body below the view, and beside it
     person[60:80, 80:95] = True  # someone else, apart
+    # a second face whose view overlaps the first's: both views keep their labels, the later one on top
+    other_view = align.square(44, 30, 20)  # frame x 44..64, y 30..50
+    other = Face(other_view, (44, 30, 20, 20), 2, (44, 30, 64, 50), np.ones((20, 20), np.uint8),
+                 probs=np.eye(19, dtype=np.float32)[np.ones((16, 16), np.uint8)].transpose(2, 0, 1))
+    overlapping = frame_labels.copy()
+    overlapping[30:50, 44:64] = 1  # skin: the later face's pixels over the earlier face's
+    out = continued_labels(overlapping, [face, other], person)
+    assert (out[10:42, 20:52] == overlapping[10:42, 20:52]).all() and (out[30:50, 44:64] == 1).all()
     out = continued_labels(frame_labels, [face], person)
     assert (out[10:42, 20:52] == frame_labels[10:42, 20:52]).all()  # the view's own labels stay
     assert set(np.unique(out[50:80, 20:52])) == {cloth}  # below the view: cloth (the neck goes on as cloth)
