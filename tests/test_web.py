@@ -4,8 +4,10 @@ driven by Playwright), compared with the Python runtime on the shared photos and
 Screenshots go to runs/web_tests/ (never into the repository: they show the shared media).
 """
 
+import base64
 import dataclasses
 import hashlib
+import io
 import json
 import os
 import re
@@ -237,6 +239,12 @@ def test_page_parses_chosen_and_dropped_photos_and_downloads_the_palette_png(bro
     labels = np.asarray(image)
     assert labels.shape == py.labels.shape
     assert agreement(labels, py) >= 0.98
+    # the overlay tints the labels that follow the person past the face's region, not only the face's
+    drawn = page.evaluate("document.getElementById('view').toDataURL('image/png')")
+    canvas = np.asarray(Image.open(io.BytesIO(base64.b64decode(drawn.split(",", 1)[1]))).convert("RGB"), np.int16)
+    photo = np.asarray(Image.open(media / "lin-manuel-miranda.png").convert("RGB"), np.int16)
+    continued = (labels > 0) & ~inside_faces(py)
+    assert continued.sum() > 1000 and (np.abs(canvas - photo).max(axis=2) > 20)[continued].mean() > 0.9
     screenshot(page, "photo.png")
     page.evaluate("""async (url) => {  // a photo dragged onto the page
       const blob = await (await fetch(url)).blob(), data = new DataTransfer();

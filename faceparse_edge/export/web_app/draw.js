@@ -1,4 +1,4 @@
-// Overlay of a parse on a frame (runtime/draw.py): face pixels tinted by class, crop outlines, a legend, a HUD.
+// Overlay of a parse on a frame (runtime/draw.py): labelled pixels tinted by class, crop outlines, a legend, a HUD.
 
 const LEGEND_WIDTH = 92;
 const canvases = new WeakMap();
@@ -16,20 +16,16 @@ export function drawOverlay(ctx, image, result, { classes, palette }, hud = [], 
   pixels.data.set(image.data);
   const out = pixels.data,
     present = new Set();
-  for (const face of result.faces) {
-    // blend only inside the faces' regions
-    const [x0, y0, x1, y1] = face.region;
-    for (let y = y0; y < y1; y++)
-      for (let x = x0; x < x1; x++) {
-        const c = labels[y * width + x];
-        if (!c) continue;
-        present.add(c);
-        const o = 4 * (y * width + x),
-          colour = palette[c];
-        out[o] = (1 - alpha) * out[o] + alpha * colour[0];
-        out[o + 1] = (1 - alpha) * out[o + 1] + alpha * colour[1];
-        out[o + 2] = (1 - alpha) * out[o + 2] + alpha * colour[2];
-      }
+  // every labelled pixel: the faces' and, where the labels follow the person, past their regions
+  for (let i = 0; i < width * height; i++) {
+    const c = labels[i];
+    if (!c) continue;
+    present.add(c);
+    const o = 4 * i,
+      colour = palette[c];
+    out[o] = (1 - alpha) * out[o] + alpha * colour[0];
+    out[o + 1] = (1 - alpha) * out[o + 1] + alpha * colour[1];
+    out[o + 2] = (1 - alpha) * out[o + 2] + alpha * colour[2];
   }
   ctx.putImageData(pixels, 0, 0);
   ctx.strokeStyle = 'white';
