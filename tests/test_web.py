@@ -164,6 +164,19 @@ def test_photos_parse_as_in_python(browser, media, python_parser):
     assert browser.errors == []
 
 
+def test_a_photo_smaller_than_the_person_segmenters_input_parses_as_in_python(browser, media, python_parser):
+    """The segmenter's input is enlarged along a side shorter than its own (144 x 256): no area averaging there."""
+    small = Image.open(media / "lin-manuel-miranda.png").convert("RGB").resize((220, 253), Image.LANCZOS)
+    buffer = io.BytesIO()
+    small.save(buffer, "PNG")
+    browser.media["small.png"] = buffer.getvalue()
+    web, py = browser.parse_image(browser.open(), "small.png"), python_parser.parse(np.asarray(small))
+    assert len(web["faces"]) == len(py.faces) == 1 and (py.labels[~inside_faces(py)] > 0).mean() > 0.05
+    labelled = (web["labels"] > 0) | (py.labels > 0)
+    assert (web["labels"] == py.labels)[labelled].mean() >= 0.99  # (99.96%; 96.8% with the input area-averaged up)
+    assert browser.errors == []
+
+
 def test_without_following_the_person_labels_stop_at_the_faces_as_in_python(browser, media):
     python = Parser("edge", follow_person=False)
     page = browser.open("?follow=0")

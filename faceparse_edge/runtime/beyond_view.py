@@ -60,7 +60,10 @@ class PersonSegmenter:
     def __call__(self, frame_rgb: np.ndarray) -> np.ndarray:
         """Which pixels of an RGB frame show a person (bool, the frame's size)."""
         h, w = frame_rgb.shape[:2]
-        small = cv2.resize(decimated(frame_rgb), SEGMENTER_SIZE, interpolation=cv2.INTER_AREA)
+        if w >= SEGMENTER_SIZE[0] and h >= SEGMENTER_SIZE[1]:
+            small = cv2.resize(decimated(frame_rgb), SEGMENTER_SIZE, interpolation=cv2.INTER_AREA)
+        else:  # enlarged along a side: there is nothing to average
+            small = cv2.resize(frame_rgb, SEGMENTER_SIZE, interpolation=cv2.INTER_LINEAR)
         blob = (small.astype(np.float32) * np.float32(1 / 255)).transpose(2, 0, 1)[None]
         probability = self._run(np.ascontiguousarray(blob))[0][0, 0]
         return cv2.resize(probability, (w, h), interpolation=cv2.INTER_LINEAR) > PERSON_THRESHOLD

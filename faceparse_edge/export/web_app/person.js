@@ -17,7 +17,10 @@ export class PersonSegmenter {
   /** Which pixels of an RGBA frame show a person: a PersonMask. */
   async mask(image) {
     const [sw, sh] = this.settings.input_size,
-      small = resizeArea(decimated(image, sw, sh), sw, sh),
+      small =
+        image.width >= sw && image.height >= sh
+          ? resizeArea(decimated(image, sw, sh), sw, sh)
+          : resizeLinear(image, sw, sh), // enlarged along a side: there is nothing to average
       plane = sw * sh,
       blob = new Float32Array(3 * plane),
       scale = Math.fround(1 / 255);
@@ -59,6 +62,34 @@ function decimated(image, sw, sh) {
   const w = Math.floor(image.width / k),
     h = Math.floor(image.height / k);
   return resizeArea(image, w, h, [0, 0, w * k, h * k]);
+}
+
+/** cv2.resize(..., INTER_LINEAR) of an RGBA image (in float; OpenCV's fixed-point weights differ by a level at
+ * most), alpha opaque. */
+function resizeLinear(image, width, height) {
+  const ch = image.channels,
+    src = image.data,
+    xt = linearTaps(width, image.width),
+    yt = linearTaps(height, image.height),
+    data = new Uint8ClampedArray(width * height * 4);
+  for (let y = 0; y < height; y++) {
+    const a = yt.index[y] * image.width,
+      b = Math.min(yt.index[y] + 1, image.height - 1) * image.width,
+      fy = yt.weight[y];
+    for (let x = 0; x < width; x++) {
+      const x0 = xt.index[x],
+        x1 = Math.min(x0 + 1, image.width - 1),
+        fx = xt.weight[x],
+        o = 4 * (y * width + x);
+      for (let c = 0; c < 3; c++) {
+        const top = src[(a + x0) * ch + c] + fx * (src[(a + x1) * ch + c] - src[(a + x0) * ch + c]),
+          bottom = src[(b + x0) * ch + c] + fx * (src[(b + x1) * ch + c] - src[(b + x0) * ch + c]);
+        data[o + c] = top + fy * (bottom - top);
+      }
+      data[o + 3] = 255;
+    }
+  }
+  return { data, width, height, channels: 4 };
 }
 
 /** `labels` (the frame's, 0 outside every view; a new array is returned) with hair, hat and cloth continued past the
