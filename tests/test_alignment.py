@@ -58,6 +58,28 @@ def test_a_turned_face_is_cropped_upright_and_its_parse_turned_back(pipeline, va
     assert np.mean(hits["landmarks"]) > np.mean(hits["box"]) + 0.02
 
 
+def test_a_second_look_on_the_upright_crop_frames_a_tilted_face_closer_to_celeba_hqs_crop(val_pairs):
+    """RetinaFace's landmarks slip on a tilted face; found again on its upright crop, the crop lies nearer the
+    val image's own frame (the crop CelebA-HQ cut), and an upright face's crop barely moves."""
+    errors = {}
+    for refine in (False, True):
+        parser = Parser(threads=2, smoothing=0.0, detector="retinaface", follow_person=False, refine=refine)
+        for angle in (0, 30):
+            for image, mask in val_pairs:
+                turned, _ = _turned(image, mask, angle)
+                h, w = mask.shape
+                exact = np.diag([1 / w, 1 / h]) @ cv2.invertAffineTransform(cv2.getRotationMatrix2D((w / 2, h / 2),
+                                                                                                     angle, 1.0))
+                parser.reset()
+                crop = align.widened(parser(turned).faces[0].crop, 1 / parser.info.context)
+                error = np.abs(align.corners(crop) - align.corners(exact)).mean() / align.side(exact)
+                errors.setdefault((refine, angle), []).append(error)
+    mean = {k: float(np.mean(v)) for k, v in errors.items()}
+    print({k: round(v, 4) for k, v in mean.items()})
+    assert mean[True, 30] < 0.9 * mean[False, 30]  # 2.4% -> 1.9% of the side on these six faces
+    assert mean[True, 0] < 0.035 and mean[True, 30] < 0.035
+
+
 def test_a_face_cut_by_the_frame_edge_is_parsed_inside_the_frame(pipeline, val_pairs):
     image, mask = val_pairs[0]
     cut, truth = image[:, 180:], mask[:, 180:]  # the face's right part (the subject's left) is gone
@@ -132,19 +154,22 @@ def test_labels_pasted_into_the_frame_are_the_argmax_of_the_resampled_log_probab
     assert agree / total > 0.9999, agree / total
 
 
-def test_given_the_true_crop_the_detection_path_parses_as_the_aligned_image(val_pairs):
-    """What detection and alignment lose is the crop's framing alone: cropped where CelebA-HQ cut
-    the image (the whole image), the warp, parse and paste back agree with --no-detect."""
+@pytest.mark.parametrize("model, agree", [("edge-hq", 0.999), ("edge", 0.98)])
+def test_given_the_true_crop_the_detection_path_parses_as_the_aligned_image(val_pairs, model, agree):
+    """What detection and alignment lose is the crop's framing alone: cropped where CelebA-HQ cut the image (the
+    whole image), the warp, parse and paste back agree with --no-detect: to the pixel where the model's input is a
+    whole fraction of the image (edge-hq: 512 px), on 98% of the pixels where it is not (edge's view, 544 px of
+    frame at 320: an area shrink to 301 px and a bilinear warp in place of one area resize)."""
 
     class TrueCrop:
         def transform(self, box, landmarks=None):
             return np.array([[1 / 512, 0, 0], [0, 1 / 512, 0]])
 
-    detected = Parser(threads=2, smoothing=0.0, rule=TrueCrop())
-    aligned = Parser(threads=2, detect=False)
+    detected = Parser(model, threads=2, smoothing=0.0, rule=TrueCrop())
+    aligned = Parser(model, threads=2, detect=False)
     for image, _ in val_pairs[:3]:
         detected.reset()
-        assert (detected(image).labels == aligned(image).labels).mean() > 0.999
+        assert (detected(image).labels == aligned(image).labels).mean() > agree
 
 
 def test_edge_counts_find_the_labels_cut_along_the_views_side_inside_the_frame():

@@ -252,4 +252,4 @@ def test_openvino_runs_the_shipped_onnx_and_info_describes_it(media, tmp_path):
     result = cli("info", "--weights", DEFAULT_ONNX, "--json", tmp_path / "i.json")
     assert result.returncode == 0, result.stderr
     info = json.loads((tmp_path / "i.json").read_text())
-    assert (info["format"], info["model_precision"], info["input_size"]) == ("onnxruntime", "fp32", 256)
+    assert (info["format"], info["model_precision"], info["input_size"]) == ("onnxruntime", "fp32", 320)

@@ -31,6 +31,7 @@ from faceparse_edge.fileio import write_label_png
 from faceparse_edge.models import resolve_model
 from faceparse_edge.runtime import align
 from faceparse_edge.runtime.crop_rule import CropRule, rule_file
+from faceparse_edge.runtime.refine import REFINE_SIZE
 from faceparse_edge.runtime.pipeline import Parser
 from faceparse_edge.toolkit.checkpoint import load_model
 from tests.conftest import REPO
@@ -89,7 +90,8 @@ def test_site_holds_the_page_models_detector_and_runtime(site):
     assert set(manifest["model"]["files"]) == {"fp32", "int8"}
     for name, digest in manifest["files"].items():
         assert hashlib.sha256((site / name).read_bytes()).hexdigest() == digest, name
-    assert manifest["model"]["input_size"] == 256 and manifest["classes"] == list(CLASS_NAMES)
+    assert manifest["model"]["input_size"] == 320 and manifest["classes"] == list(CLASS_NAMES)
+    assert (manifest["pipeline"]["refine"], manifest["pipeline"]["refine_size"]) == (True, REFINE_SIZE)
     assert manifest["palette"] == PALETTE.tolist()
     rule = CropRule.load(rule_file("retinaface"))
     assert manifest["crop_rule"]["template"] == [list(p) for p in rule.template]
@@ -116,7 +118,7 @@ def test_export_web_exports_torch_weights_to_onnx_first(celeba_mini, tmp_path):
     result = cli("export", "-m", weights, "--format", "web", "--data", celeba_mini, "--out", tmp_path / "site")
     assert result.returncode == 0, result.stderr
     manifest = json.loads((tmp_path / "site" / "manifest.json").read_text())
-    assert manifest["model"]["files"] == {"fp32": "model.onnx"} and manifest["model"]["input_size"] == 256
+    assert manifest["model"]["files"] == {"fp32": "model.onnx"} and manifest["model"]["input_size"] == 320
     exported = Parser(tmp_path / "site" / "model.onnx", detect=False, tta=False)
     shipped = Parser("edge", detect=False, tta=False)
     crop = np.random.default_rng(0).integers(0, 256, (256, 256, 3), np.uint8)
@@ -177,6 +179,24 @@ def test_a_photo_smaller_than_the_person_segmenters_input_parses_as_in_python(br
     assert browser.errors == []
 
 
+def test_a_tilted_face_gets_the_second_look_and_parses_as_in_python(browser, media, python_parser):
+    """A face turned by 30 degrees: the page runs the detector again on its upright crop as Python does
+    (runtime/refine.py), so both crop it alike."""
+    photo = Image.open(media / PHOTOS[0]).convert("RGB")
+    turned = photo.rotate(30, resample=Image.BILINEAR, expand=False, fillcolor=(128, 128, 128))
+    buffer = io.BytesIO()
+    turned.save(buffer, "PNG")
+    browser.media["turned.png"] = buffer.getvalue()
+    web, py = browser.parse_image(browser.open(), "turned.png"), python_parser.parse(np.asarray(turned))
+    first_look = Parser("edge", refine=False).parse(np.asarray(turned))
+    assert len(web["faces"]) == len(py.faces) == 1
+    # the second look moved Python's crop; the page's crop sits where Python's does
+    assert not np.allclose(py.faces[0].crop, first_look.faces[0].crop, atol=1e-4)
+    assert tuple(web["faces"][0]["region"]) == py.faces[0].region
+    assert agreement(web["labels"], py) >= 0.98
+    assert browser.errors == []
+
+
 def test_without_following_the_person_labels_stop_at_the_faces_as_in_python(browser, media):
     python = Parser("edge", follow_person=False)
     page = browser.open("?follow=0")
@@ -200,7 +220,8 @@ def test_a_model_with_a_wider_view_parses_as_in_python(media, playwright, python
         web = browser.parse_image(browser.open(), name)
         assert browser.errors == []
     py, narrow = Parser(wide).parse(media / name), python_parser.parse(media / name)
-    assert align.side(py.faces[0].crop) == pytest.approx(1.25 * align.side(narrow.faces[0].crop), rel=0.01)
+    widening = 1.25 / python_parser.info.context  # against the shipped model's own view
+    assert align.side(py.faces[0].crop) == pytest.approx(widening * align.side(narrow.faces[0].crop), rel=0.01)
     assert tuple(web["faces"][0]["region"]) == py.faces[0].region
     assert agreement(web["labels"], py) >= 0.98
 

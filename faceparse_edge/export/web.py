@@ -32,6 +32,7 @@ from ..runtime.crop_edge import CUT_CLASSES
 from ..runtime.crop_rule import CropRule, rule_file
 from ..runtime.detectors import RETINAFACE_FILE, RetinaFaceDetector, retinaface_onnx
 from ..runtime.pipeline import Parser, looks_like_a_face
+from ..runtime.refine import REFINE_SIZE
 from ..runtime.tracker import FaceTracker
 
 APP_DIR = Path(__file__).resolve().parent / "web_app"
@@ -126,8 +127,8 @@ def manifest(models: dict, model_info) -> dict:
         "crop_rule": {"scale": rule.scale, "dx": rule.dx, "dy": rule.dy, "template": [list(p) for p in rule.template]},
         "tracker": _defaults(FaceTracker.__init__),
         "pipeline": {"detect_every": parser["detect_every"], "smoothing": parser["smoothing"], "tta": parser["tta"],
-                     "follow_person": parser["follow_person"], "min_skin": face["min_skin"],
-                     "min_nose": face["min_nose"]},
+                     "follow_person": parser["follow_person"], "refine": parser["refine"],
+                     "refine_size": REFINE_SIZE, "min_skin": face["min_skin"], "min_nose": face["min_nose"]},
         "person": {"file": SEGMENTER_FILE, "input_size": list(beyond_view.SEGMENTER_SIZE),
                    "threshold": beyond_view.PERSON_THRESHOLD, "work_side": beyond_view.WORK_SIDE,
                    "continued": list(CUT_CLASSES), "neck": beyond_view.NECK, "cloth": beyond_view.CLOTH},

@@ -26,6 +26,7 @@ from .beyond_view import continued_labels, person_segmenter
 from .detectors import make_detector
 from .frames import Frames
 from .crop_rule import CropRule, rule_file
+from .refine import refined
 from .tracker import FaceTracker
 from .motion import CHANGE_LEVELS, CropFlow, face_shift, is_cut, warp_probs
 
@@ -68,12 +69,13 @@ class Parser:
     `smoothing`: weight of a still face's previous probabilities (0 = off); `tta`: flip TTA.
     `follow_person`: continue hair, hat and cloth past each face's view over the person (a person
     segmenter's mask), so they do not stop along the view's straight sides (about 2.5 ms a 640x360 frame
-    with faces on a 2-core CPU; off: labels only inside the views).
+    with faces on a 2-core CPU; off: labels only inside the views). `refine`: find each detected face's
+    landmarks again on its upright crop (refine.py; about 1 ms a face each time the detector runs).
     """
 
     def __init__(self, model: str | Path | None = None, backend: str = "auto", threads: int = 0, tta: bool = True,
                  detect: bool = True, detect_every: int = 5, smoothing: float = 0.9, rule: CropRule | None = None,
-                 precision: str = "f32", detector: str = "auto", follow_person: bool = True):
+                 precision: str = "f32", detector: str = "auto", follow_person: bool = True, refine: bool = True):
         self.backend = open_model(model, backend, precision, threads, spin=False)  # spinning would slow the rest
         self.info = self.backend.info
         self.precision = precision_ran(self.backend)
@@ -81,6 +83,7 @@ class Parser:
         self.detector = make_detector(detector, self.backend.name, threads, precision) if detect else None
         self.detector_name = self.detector.name if detect else "none"  # the one that runs, after any fallback
         self.rule = rule or (CropRule.load(rule_file(self.detector.name)) if detect else None)
+        self.refine = refine
         # One thread: the segmenter is small enough that a second costs more than it gives (its mask 1.2 against 1.6 ms
         # a frame on the 2-core EPYC). An aligned crop is all view: nothing lies past it.
         self.person = person_segmenter(self.backend.name, 1, precision) if follow_person and detect else None
@@ -170,7 +173,8 @@ class Parser:
             timings["track"] = (t1 - t0) * 1000
             detecting = self.frame_index % self.detect_every == 0
             if detecting:
-                self.tracker.update(self.detector.detect(frame_rgb))
+                found = self.detector.detect(frame_rgb)
+                self.tracker.update(refined(found, frame_rgb, self.detector, self.rule) if self.refine else found)
                 timings["detect"] = (time.perf_counter() - t1) * 1000
             self.previous_gray = gray
             # A copy (false positives are removed from the tracker below); hidden faces (see below) are

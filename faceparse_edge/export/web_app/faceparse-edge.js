@@ -12,10 +12,12 @@
 // continue hair, hat and cloth past the views over the person (person.js).
 
 import {
+  apply,
   corners,
   fitSimilarity,
   footprint,
   frameVector,
+  invert,
   labelsInFrame,
   relative,
   rotated,
@@ -155,6 +157,7 @@ export class Parser {
     this.detector = detector;
     this.person = person; // the person segmenter where labels follow the person, else null
     this.tta = options.tta ?? p.tta;
+    this.refine = options.refine ?? p.refine;
     this.detectEvery = Math.max(1, options.detectEvery ?? p.detect_every);
     this.smoothing = options.smoothing ?? p.smoothing;
     this.executionProvider = options.executionProvider;
@@ -194,6 +197,26 @@ export class Parser {
     // Landmarks of a face in profile crowd together: there the box sets size and place, the landmarks the rotation.
     if (!(ratio > 0.75 && ratio < 1.33)) return rotated(byBox, Math.atan2(byLandmarks[3], byLandmarks[0]));
     return byLandmarks;
+  }
+
+  /** The detections with each face's landmarks found again on its upright crop (runtime/refine.refined): the
+   * face nearest the crop's centre; one the second look misses keeps its first landmarks. */
+  async refined(detections, image) {
+    const size = this.manifest.pipeline.refine_size,
+      out = [];
+    for (const found of detections) {
+      const m = this.cropFor(found.box, found.landmarks),
+        again = await this.detector.detect(warpCrop(image, m, size));
+      if (!again.length) {
+        out.push(found);
+        continue;
+      }
+      const distance = ({ box: [x, y, w, h] }) => Math.hypot(x + w / 2 - size / 2, y + h / 2 - size / 2);
+      const nearest = again.reduce((a, b) => (distance(b) < distance(a) ? b : a)),
+        back = invert(m); // unit crop coordinates -> frame pixels
+      out.push({ box: found.box, landmarks: nearest.landmarks.map(([x, y]) => apply(back, x / size, y / size)) });
+    }
+    return out;
   }
 
   /** Class probabilities (C x S x S each, S the model's output side) of RGBA crops at the model's input size. */
@@ -283,7 +306,8 @@ export class Parser {
     timings.track = t1 - t0;
     const detecting = this.frameIndex % this.detectEvery === 0;
     if (detecting) {
-      this.tracker.update(await this.detector.detect(image));
+      const found = await this.detector.detect(image);
+      this.tracker.update(this.refine ? await this.refined(found, image) : found);
       timings.detect = performance.now() - t1;
     }
     this.previousGray = gray;
