@@ -80,6 +80,20 @@ def test_a_second_look_on_the_upright_crop_frames_a_tilted_face_closer_to_celeba
     assert mean[True, 0] < 0.035 and mean[True, 30] < 0.035
 
 
+@pytest.mark.parametrize("name", ["obama-720p.jpg", "lin-manuel-miranda.png"])
+def test_the_second_look_turns_a_photos_crop_by_the_faces_tilt(media, name):
+    """A photo turned by 30 degrees either way: the first look's landmarks under-read the tilt (the crop turned by
+    15 and -22 degrees for the first photo), the second look's crop turns with the face (30 and -32)."""
+    photo = read_image(media / name)
+    h, w = photo.shape[:2]
+    parser = Parser(threads=2, smoothing=0.0, detector="retinaface", follow_person=False)
+    upright = _angle(parser.parse(photo).faces[0].crop)
+    for angle in (30, -30):
+        turned = cv2.warpAffine(photo, cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0), (w, h),
+                                borderMode=cv2.BORDER_REFLECT)
+        assert abs(_angle(parser.parse(turned).faces[0].crop) - upright - angle) < 4, angle
+
+
 def test_a_face_cut_by_the_frame_edge_is_parsed_inside_the_frame(pipeline, val_pairs):
     image, mask = val_pairs[0]
     cut, truth = image[:, 180:], mask[:, 180:]  # the face's right part (the subject's left) is gone
