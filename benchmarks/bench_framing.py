@@ -4,11 +4,11 @@
 
 For each model, with flip TTA: val mIoU on the aligned val images (`evaluate`, which the runtime's
 --no-detect path equals), and through RetinaFace, its landmark crop and the pasting into the image on the val
-images upright and turned by 15 and 30 degrees (and the other way, -15 and -30, with the defaults; labels over the whole image; see bench_runtime.py's
-`through_detection`), without and with `follow_person`, and with it but without the detector's second look at
-each face (`refine`, runtime/refine.py); the share of the faces' view edges where hair, hat,
-neck or cloth stop along a straight line (runtime/crop_edge.py) on the shared photos and on every frame of
-the shared video, without and with it; and how far the face crops lie from the val images' own frames.
+images upright and turned by 15 and 30 degrees (and the other way, -15 and -30, with the defaults; labels over
+the whole image; see bench_runtime.py's `through_detection`), without and with `follow_person`, and with it but
+without the detector's second look at each face (`refine`, runtime/refine.py); the share of the faces' view
+edges where hair, hat, neck or cloth stop along a straight line (runtime/crop_edge.py) on the shared photos
+and on every frame of the shared video, without and with it; and how far the face crops lie from the val images' own frames.
 Writes benchmarks/results/framing.{md,json}.
 """
 
@@ -61,7 +61,8 @@ def main():
         aligned, _ = evaluate_model(model, args.data, "val", tta=True)  # = the runtime's --no-detect (test_runtime.py)
         row = {"model": model, "aligned": round(aligned["miou"], 2)}
         for follow, refine, key in ((False, True, ""), (True, True, "_following"), (True, False, "_first_look")):
-            pipeline = Parser(model, tta=True, smoothing=0.0, detector="retinaface", follow_person=follow, refine=refine)
+            pipeline = Parser(model, tta=True, smoothing=0.0, detector="retinaface", follow_person=follow,
+                              refine=refine)
             row["context"] = pipeline.info.context
             for angle in ANGLES:
                 detected = through_detection(pipeline, pairs, angle)
@@ -84,8 +85,9 @@ def main():
           "the runtime's defaults; first look: the same without the detector's second look at each face's upright "
           "crop (`refine=False`, runtime/refine.py). "
           "Crop error: the mean absolute error of the face crop's corner coordinates (before its widening) against "
-          "the val image's own frame, as a share of its side, with the second look and (first look) without. Cut: the share of the view edges' pixels (within 2 px "
-          "of the side, inside the frame) labelled hair, hat, neck or cloth where the frame's labels stop there "
+          "the val image's own frame, as a share of its side, with the second look and (first look) without. Cut: "
+          "the share of the view edges' pixels (within 2 px of the side, inside the frame) labelled hair, hat, neck "
+          "or cloth where the frame's labels stop there "
           f"({PROBE_PIXELS} px further out, inside the frame, they are none of those), on the shared photos and on "
           "every frame "
           f"of {video.name}, without and with following the person. Command: `{command}`.\n",

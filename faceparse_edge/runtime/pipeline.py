@@ -1,8 +1,9 @@
 """One parsing pipeline for images, video files, streams and webcams (torch-free).
 
 frame -> on a cut, forget all tracks -> move each tracked face's box and landmarks with its optical
-flow -> detect faces (every few frames) and match them to tracks -> align each face as
-CelebA-HQ aligned its faces (a similarity transform from the landmarks) -> parse the crops
+flow -> detect faces (every few frames), each looked at again on its upright crop (refine.py), and match
+them to tracks -> align each face as CelebA-HQ aligned its faces (a similarity transform from the
+landmarks) -> parse the crops
 in one batch (with the mirrored crops when flip TTA is on) -> blend each face's
 probabilities with its previous ones, moved along the flow -> turn the labels back into the frame
 -> with follow_person, continue hair, hat and cloth past the views over the person (beyond_view.py).

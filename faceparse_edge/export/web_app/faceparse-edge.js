@@ -6,10 +6,10 @@
 //   const result = await parser.parseFrame(video);   // consecutive frames: tracking and smoothing
 //
 // frame -> on a cut, forget all tracks -> move each tracked face with its optical flow -> detect faces
-// (every few frames) and match them to tracks -> align each face by its landmarks as CelebA-HQ did ->
-// parse the crops in one batch (with their mirror images for flip TTA) -> blend each face's probabilities
-// with its previous ones, moved along the flow -> turn the labels back into the frame -> with followPerson,
-// continue hair, hat and cloth past the views over the person (person.js).
+// (every few frames), each looked at again on its upright crop, and match them to tracks -> align each face
+// by its landmarks as CelebA-HQ did -> parse the crops in one batch (with their mirror images for flip TTA) ->
+// blend each face's probabilities with its previous ones, moved along the flow -> turn the labels back into
+// the frame -> with followPerson, continue hair, hat and cloth past the views over the person (person.js).
 
 import {
   apply,
