@@ -120,7 +120,7 @@ class Parser:
 
         # At most MAX_CALL_PIXELS per model call (or one face): the runtime's memory is the largest call's activations,
         # held by the inference engine (video on the shared clip: five faces of edge-hq in one call peaked at 1.1 GB,
-        # one a call at 0.38; edge up to four faces a call 0.31, one 0.24; bench_memory.py, docs/runtime.md).
+        # one a call at 0.38; the 256 px edge up to four faces a call 0.31, one 0.24; bench_memory.py, docs/runtime.md).
         per_call = max(1, MAX_CALL_PIXELS // ((2 if self.tta else 1) * batch.shape[2] * batch.shape[3]))
         chunks = [predict_probs(run, batch[i : i + per_call], self.tta) for i in range(0, len(batch), per_call)]
         probs = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)  # (one call: no copy on the frame's path)
