@@ -8,8 +8,8 @@ images upright and turned by 15 and 30 degrees (and the other way, -15 and -30, 
 the whole image; see bench_runtime.py's `through_detection`), without and with `follow_person`, and with it but
 without the detector's second look at each face (`refine`, runtime/refine.py); the share of the faces' view
 edges where hair, hat, neck or cloth stop along a straight line (runtime/crop_edge.py) on the shared photos
-and on every frame of the shared video, without and with it; and how far the face crops lie from the val images' own frames.
-Writes benchmarks/results/framing.{md,json}.
+and on every frame of the shared video, without and with it; and how far the face crops lie from the val
+images' own frames. Writes benchmarks/results/framing.{md,json}.
 """
 
 import argparse
@@ -87,10 +87,9 @@ def main():
           "Crop error: the mean absolute error of the face crop's corner coordinates (before its widening) against "
           "the val image's own frame, as a share of its side, with the second look and (first look) without. Cut: "
           "the share of the view edges' pixels (within 2 px of the side, inside the frame) labelled hair, hat, neck "
-          "or cloth where the frame's labels stop there "
-          f"({PROBE_PIXELS} px further out, inside the frame, they are none of those), on the shared photos and on "
-          "every frame "
-          f"of {video.name}, without and with following the person. Command: `{command}`.\n",
+          f"or cloth where the frame's labels stop there ({PROBE_PIXELS} px further out, inside the frame, they are "
+          f"none of those), on the shared photos and on every frame of {video.name}, without and with following the "
+          f"person. Command: `{command}`.\n",
           markdown_table(("model", "context", "aligned mIoU", *(f"detected, {a} deg" for a in ANGLES),
                           *(f"following the person, {a} deg" for a in ANGLES + OTHER_WAY),
                           *(f"first look, {a} deg" for a in ANGLES),

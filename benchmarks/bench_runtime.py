@@ -89,7 +89,7 @@ def through_detection(pipeline: Parser, pairs, angle: float, move: np.ndarray | 
         if result.faces:
             found += 1
             crop = align.widened(result.faces[0].crop, 1 / pipeline.info.context)  # the face's crop, not its view
-            errors.append(np.abs(align.corners(crop) - align.corners(exact)).mean() / align.side(exact))
+            errors.append(align.corner_error(crop, exact))
         scored = truth != 255
         metrics.update(result.labels[scored], truth[scored])
     return {"miou": round(metrics.result()["miou"], 2), "found": found, "per_class_iou": metrics.result()["per_class_iou"],

@@ -45,6 +45,11 @@ def corners(m: np.ndarray) -> np.ndarray:
     return unit @ inverse[:, :2].T + inverse[:, 2]
 
 
+def corner_error(m: np.ndarray, exact: np.ndarray) -> float:
+    """How far crop `m` lies from the crop `exact`: its corners' mean absolute error, as a share of `exact`'s side."""
+    return float(np.abs(corners(m) - corners(exact)).mean() / side(exact))
+
+
 def frame_vector(m: np.ndarray, unit_vector) -> tuple[float, float]:
     """A displacement in unit crop coordinates, in frame pixels."""
     dx, dy = np.linalg.solve(m[:, :2], np.asarray(unit_vector, np.float64))

@@ -3,9 +3,8 @@
 frame -> on a cut, forget all tracks -> move each tracked face's box and landmarks with its optical
 flow -> detect faces (every few frames), each looked at again on its upright crop (refine.py), and match
 them to tracks -> align each face as CelebA-HQ aligned its faces (a similarity transform from the
-landmarks) -> parse the crops
-in one batch (with the mirrored crops when flip TTA is on) -> blend each face's
-probabilities with its previous ones, moved along the flow -> turn the labels back into the frame
+landmarks) -> parse the crops in one batch (with the mirrored crops when flip TTA is on) -> blend each
+face's probabilities with its previous ones, moved along the flow -> turn the labels back into the frame
 -> with follow_person, continue hair, hat and cloth past the views over the person (beyond_view.py).
 """
 
@@ -71,7 +70,7 @@ class Parser:
     `follow_person`: continue hair, hat and cloth past each face's view over the person (a person
     segmenter's mask), so they do not stop along the view's straight sides (about 2.5 ms a 640x360 frame
     with faces on a 2-core CPU; off: labels only inside the views). `refine`: find each detected face's
-    landmarks again on its upright crop (refine.py; about 1 ms a face each time the detector runs).
+    landmarks again on its upright crop (refine.py; about 1.3 ms a face each time the detector runs).
     """
 
     def __init__(self, model: str | Path | None = None, backend: str = "auto", threads: int = 0, tta: bool = True,
