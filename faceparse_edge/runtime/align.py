@@ -86,9 +86,19 @@ def _pixels(m: np.ndarray, size: int) -> np.ndarray:
 def warp_crop(image: np.ndarray, m: np.ndarray, size: int) -> np.ndarray:
     """The size x size crop that `m` describes; beyond the image's border its edge pixels repeat.
 
-    A crop much smaller than the face is taken from an area-averaged copy of just the face's
-    region, because bilinear sampling alone would alias it.
+    A crop smaller than the face is sampled at twice its size and then halved by area averaging:
+    the bilinear step's sub-pixel blur falls below the crop's pixel, and the crop parses as an
+    area resize of the image does (`--no-detect`'s input). A crop much smaller than the face is
+    taken from an area-averaged copy of just the face's region, because bilinear sampling alone
+    would alias it.
     """
+    if side(m) / size >= 1.25:
+        return cv2.resize(_sampled(image, m, 2 * size), (size, size), interpolation=cv2.INTER_AREA)
+    return _sampled(image, m, size)
+
+
+def _sampled(image: np.ndarray, m: np.ndarray, size: int) -> np.ndarray:
+    """The size x size crop `m` bilinearly sampled (from an area-averaged copy of the face's region when it shrinks)."""
     shrink = size / side(m)
     region = footprint(m, *image.shape[:2], margin=1) if shrink < 0.8 else None
     if region is not None:

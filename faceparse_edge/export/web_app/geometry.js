@@ -182,6 +182,7 @@ function areaTable(srcSize, dstSize) {
 
 /** The rectangle [x0, y0, x1, y1) of `image` shrunk to width x height by area averaging (cv2.INTER_AREA). */
 export function resizeArea(image, width, height, rect = [0, 0, image.width, image.height]) {
+  if (rect[2] - rect[0] === 2 * width && rect[3] - rect[1] === 2 * height) return halved(image, rect);
   const [x0, y0, x1, y1] = rect,
     ch = image.channels,
     src = image.data,
@@ -240,6 +241,27 @@ export function resizeArea(image, width, height, rect = [0, 0, image.width, imag
   return { data, width, height, channels: ch };
 }
 
+/** The rectangle [x0, y0, x1, y1) of `image` halved: OpenCV's own path for an area shrink by exactly 2, the mean of
+ * each 2 x 2 block rounded half up ((a + b + c + d + 2) >> 2), where its general path rounds half to even. */
+function halved(image, [x0, y0, x1, y1]) {
+  const ch = image.channels,
+    src = image.data,
+    stride = image.width * ch,
+    width = (x1 - x0) >> 1,
+    height = (y1 - y0) >> 1,
+    data = new Uint8ClampedArray(width * height * ch);
+  for (let dy = 0, o = 0; dy < height; dy++) {
+    const top = (y0 + 2 * dy) * stride + x0 * ch,
+      bottom = top + stride;
+    for (let dx = 0; dx < width; dx++)
+      for (let k = 0; k < ch; k++, o++) {
+        const i = 2 * dx * ch + k;
+        data[o] = (src[top + i] + src[top + i + ch] + src[bottom + i] + src[bottom + i + ch] + 2) >> 2;
+      }
+  }
+  return { data, width, height, channels: ch };
+}
+
 /** The size x size image that the pixel map `p` (source pixel -> crop pixel) makes of `image`:
  * bilinear with OpenCV's 1/32-pixel positions, edge pixels repeated beyond the border (RGBA: alpha set opaque). */
 export function warpAffine(image, p, size) {
@@ -282,9 +304,16 @@ export function warpAffine(image, p, size) {
   return { data, width: size, height: size, channels: ch };
 }
 
-/** The size x size crop that `m` describes (align.warp_crop): a crop much smaller than the face is taken
- * from an area-averaged copy of just the face's region, because bilinear sampling alone would alias it. */
+/** The size x size crop that `m` describes (align.warp_crop): a crop smaller than the face is sampled at twice
+ * its size and halved by area averaging, so that it parses as an area resize of the image does. */
 export function warpCrop(image, m, size) {
+  if (side(m) / size >= 1.25) return resizeArea(sampled(image, m, 2 * size), size, size);
+  return sampled(image, m, size);
+}
+
+/** The crop bilinearly sampled (align._sampled): a crop much smaller than the face is taken from an
+ * area-averaged copy of just the face's region, because bilinear sampling alone would alias it. */
+function sampled(image, m, size) {
   const shrink = size / side(m);
   const region = shrink < 0.8 ? footprint(m, image.height, image.width, 1) : null;
   if (region) {
