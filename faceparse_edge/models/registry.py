@@ -12,7 +12,7 @@ from ..errors import FaceparseError, NotFoundError
 MODELS_DIR = Path(__file__).resolve().parent
 MODELS = {
     "edge": "fast: 320 px (the face at 301), the runtime default",
-    "edge-hq": "accurate: 512 px",
+    "edge-hq": "accurate: 544 px (the face at 512)",
 }
 DEFAULT_MODEL = "edge"
 TORCH_FILE = "weights.safetensors"  # torch weights, config in the metadata
