@@ -171,8 +171,9 @@ def test_labels_pasted_into_the_frame_are_the_argmax_of_the_resampled_log_probab
 def test_given_the_true_crop_the_detection_path_parses_as_the_aligned_image(val_pairs, model, agree):
     """What detection and alignment lose is the crop's framing alone: cropped where CelebA-HQ cut the image (the
     whole image), the warp, parse and paste back agree with --no-detect: to the pixel where the model's input is a
-    whole fraction of the image (edge-hq: 512 px), on 99.5% of the pixels where it is not (edge's view, 544 px of
-    frame at 320, is sampled at 640 and halved; sampled at 320 directly, 98.7%)."""
+    whole fraction of the image (edge-hq: its 544 px view of the 512 px image, one to one), on 99.5% of the pixels
+    where it is not (edge's view, 544 px of frame at 320, is sampled at 640 and halved; sampled at 320 directly,
+    98.7%)."""
 
     class TrueCrop:
         def transform(self, box, landmarks=None):

@@ -86,11 +86,11 @@ def _pixels(m: np.ndarray, size: int) -> np.ndarray:
 def warp_crop(image: np.ndarray, m: np.ndarray, size: int) -> np.ndarray:
     """The size x size crop that `m` describes; beyond the image's border its edge pixels repeat.
 
-    A crop smaller than the face is sampled at twice its size and then halved by area averaging:
-    the bilinear step's sub-pixel blur falls below the crop's pixel, and the crop parses as an
-    area resize of the image does (`--no-detect`'s input). A crop much smaller than the face is
-    taken from an area-averaged copy of just the face's region, because bilinear sampling alone
-    would alias it.
+    A crop that shrinks the frame by 1.25 or more is sampled at twice its size and then halved by
+    area averaging: the bilinear step's sub-pixel blur falls below the crop's pixel, and the crop
+    parses as an area resize of the image does (`--no-detect`'s input). Where that sampling still
+    shrinks the frame, it is taken from an area-averaged copy of just the face's region, because
+    bilinear sampling alone would alias it.
     """
     if side(m) / size >= 1.25:
         return cv2.resize(_sampled(image, m, 2 * size), (size, size), interpolation=cv2.INTER_AREA)

@@ -304,8 +304,8 @@ export function warpAffine(image, p, size) {
   return { data, width: size, height: size, channels: ch };
 }
 
-/** The size x size crop that `m` describes (align.warp_crop): a crop smaller than the face is sampled at twice
- * its size and halved by area averaging, so that it parses as an area resize of the image does. */
+/** The size x size crop that `m` describes (align.warp_crop): a crop that shrinks the frame by 1.25 or more is
+ * sampled at twice its size and halved by area averaging, so that it parses as an area resize of the image does. */
 export function warpCrop(image, m, size) {
   if (side(m) / size >= 1.25) return resizeArea(sampled(image, m, 2 * size), size, size);
   return sampled(image, m, size);
