@@ -144,7 +144,7 @@ def test_shipped_models_are_chosen_by_short_name_on_every_command(tmp_path):
 def test_every_file_of_a_shipped_model_is_the_same_model(name, celeba_mini):
     """A shipped folder's ONNX and OpenVINO files, FP32 and INT8, carry the config of its torch
     weights and compute its function (on a real face), and the preset of the same name trains
-    its network (`edge` was then fine-tuned for a wider view at 320 px: MODEL_CARD.md)."""
+    its network (both were then fine-tuned for a wider view at a larger input: MODEL_CARD.md)."""
     import torch
 
     from faceparse_edge.fileio import read_image
