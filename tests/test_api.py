@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import platform
 import re
 import subprocess
 import sys
@@ -60,8 +61,8 @@ def test_open_model_opens_every_shipped_file_as_the_same_model(media):
     from faceparse_edge.parsing import preprocess
 
     image = read_image(media / "obama-720p.jpg")[40:560, 380:900]  # roughly the face
-    models = [open_model("edge"), open_model("edge", backend="openvino"), open_model("edge-int8"),
-              open_model(resolve_model("edge-int8", "openvino"))]
+    models = [open_model("edge", backend="onnxruntime"), open_model("edge", backend="openvino"),
+              open_model(resolve_model("edge-int8", "onnxruntime")), open_model(resolve_model("edge-int8", "openvino"))]
     size = models[0].info.input_size
     batch = preprocess([image], size, models[0].info.mean, models[0].info.std)
     reference = models[0](batch).argmax(1)
@@ -72,9 +73,28 @@ def test_open_model_opens_every_shipped_file_as_the_same_model(media):
     assert [m.info.precision for m in models] == ["fp32", "fp32", "int8", "int8"]
     for args, fragment in ((("edge",), {"backend": "tensorrt"}), "unknown backend 'tensorrt'"), \
                           ((("edge.onnx",), {}), "model not found"), \
-                          ((("edge",), {"precision": "bf16"}), "onnxruntime runs f32 only"):
+                          ((("edge",), {"backend": "onnxruntime", "precision": "bf16"}), "onnxruntime runs f32 only"):
         with pytest.raises(FaceparseError, match=fragment):
             open_model(*args[0], **args[1])
+
+
+def test_auto_runs_a_shipped_model_on_openvino_on_x86_where_installed_else_on_onnx_runtime(monkeypatch):
+    """`auto` (every command's and Parser's default) picks the faster backend where it can (runtime/backends.py)."""
+    from faceparse_edge.runtime import backends
+
+    x86 = platform.machine().lower() in backends.X86_MACHINES
+    assert open_model("edge").name == backends.auto_backend() == ("openvino" if x86 else "onnxruntime")
+    assert resolve_model("edge-int8", "auto") == resolve_model("edge-int8", backends.auto_backend())
+    assert open_model(resolve_model("edge", "onnxruntime")).name == "onnxruntime"  # a file: by its type
+    monkeypatch.setattr(platform, "machine", lambda: "aarch64")
+    assert backends.auto_backend() == "onnxruntime" and open_model("edge").name == "onnxruntime"
+    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
+    monkeypatch.setitem(sys.modules, "openvino", None)  # the base install, where OpenVINO cannot install
+    backends.openvino_core.cache_clear()
+    try:
+        assert backends.auto_backend() == "onnxruntime"
+    finally:
+        backends.openvino_core.cache_clear()
 
 
 def test_open_model_runs_torch_weights_where_torch_is_installed(media):
@@ -142,23 +162,21 @@ def test_a_model_with_a_fixed_batch_of_one_parses_batches_an_image_at_a_time(tmp
 
 
 @pytest.mark.parametrize("model", ["edge", "edge-int8"])
-def test_openvino_compiled_per_batch_size_as_on_arm_gives_the_dynamic_models_outputs(model):
-    """On aarch64 OpenVINO compiles one model per batch size (its ARM plugin cannot compile the dynamic batch);
-    forced here, the dynamic model's outputs (INT8: its kernels for a fixed batch may round differently)."""
-    from faceparse_edge.runtime.backends import OpenVinoBackend
-
-    path = resolve_model(model, "openvino")
-    dynamic, per_batch = OpenVinoBackend(path), OpenVinoBackend(path, static_batch=True)
-    for n in (2, 3, 2):
-        size = dynamic.info.input_size
-        batch = np.random.default_rng(n).standard_normal((n, 3, size, size)).astype(np.float32)
-        fixed, free = per_batch(batch), dynamic(batch)
-        if model.endswith("int8"):
-            # random inputs: many pixels with near-tied classes (98.8% alike for edge at 320 px)
-            assert (fixed.argmax(1) == free.argmax(1)).mean() > 0.98 and np.abs(fixed - free).max() < 1
+def test_openvino_compiles_one_model_per_batch_size_and_each_image_gets_its_own_outputs(model):
+    """OpenVINO runs a fixed shape per batch size (faster than a dynamic batch, and the only way its ARM plugin
+    compiles the ASPP): an image's logits do not depend on the batch it came in; FP32 gives ONNX Runtime's."""
+    backend = open_model(model, "openvino")
+    size = backend.info.input_size
+    batch = np.random.default_rng(3).standard_normal((3, 3, size, size)).astype(np.float32)
+    whole = backend(batch)
+    for part, same in ((backend(batch[:2]), whole[:2]), (np.concatenate([backend(x[None]) for x in batch]), whole)):
+        if model.endswith("int8"):  # kernels compiled for another batch size may round differently
+            assert (part.argmax(1) == same.argmax(1)).mean() > 0.98 and np.abs(part - same).max() < 1
         else:
-            assert np.allclose(fixed, free, atol=1e-4)
-    assert sorted(per_batch._by_batch) == [1, 2, 3]  # (1: the load check's blank image)
+            assert np.allclose(part, same, atol=1e-4)
+    assert sorted(backend._by_batch) == [1, 2, 3]  # (1: the load check's blank image)
+    if model == "edge":
+        assert np.allclose(whole, open_model(model, "onnxruntime")(batch), atol=1e-4)
 
 
 def test_without_openvino_its_backend_is_a_one_line_error_and_onnx_runtime_runs(media):

@@ -128,7 +128,7 @@ def test_shipped_models_are_chosen_by_short_name_on_every_command(tmp_path):
 
     edge = model_dir("edge")
     assert resolve_model(None) == resolve_model("edge") == edge / "weights.safetensors"
-    assert resolve_model("edge", "onnxruntime") == resolve_model("edge", "auto") == edge / "faceparse-edge.onnx"
+    assert resolve_model("edge", "onnxruntime") == edge / "faceparse-edge.onnx"  # ("auto": tests/test_api.py)
     assert resolve_model("edge-int8") == edge / "faceparse-edge-int8.onnx"  # INT8: no torch weights
     assert resolve_model("edge-int8", "openvino") == edge / "openvino" / "faceparse-edge-int8.xml"
     assert resolve_model("runs/x.onnx") == Path("runs/x.onnx")  # a path stays a path

@@ -148,7 +148,7 @@ def test_image_command_outputs_and_bad_inputs(media, tmp_path):
     records = json.loads((tmp_path / "i.json").read_text())
     assert [len(r["faces"]) for r in records] == [1, 0] and {r["detector"] for r in records} == {"retinaface"}
     assert {r["follow_person"] for r in records} == {True}
-    assert "(retinaface detector)" in result.stdout
+    assert f"({records[0]['backend']} {records[0]['precision']}, retinaface detector)" in result.stdout  # what ran
     labels = np.asarray(Image.open(tmp_path / "out" / "lin-manuel-miranda.png"))
     assert Image.open(tmp_path / "out" / "lin-manuel-miranda.png").mode == "P"
     assert labels.shape == (612, 704) and records[0]["faces"][0]["areas"]["skin"] > 1000

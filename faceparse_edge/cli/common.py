@@ -48,7 +48,8 @@ ImgszOpt = typer.Option(None, min=64, max=2048, callback=multiple_of(SIZE_MULTIP
                         help="Input size, a multiple of 32 (default: the model's).")
 PrecisionOpt = typer.Option(Precision.f32, help="Floating-point execution precision: f32 (exact, every CPU), or "
                             "bf16/f16 with OpenVINO where the CPU supports it (never chosen silently).")
-BackendOpt = typer.Option("auto", help="auto (by file type), onnxruntime or openvino.")
+BackendOpt = typer.Option("auto", help="auto (a shipped model: OpenVINO on x86-64 where it is installed, else ONNX "
+                          "Runtime; a file: by its type), onnxruntime or openvino.")
 ThreadsOpt = typer.Option(0, min=0, max=MAX_THREADS, help="Inference threads (0 = backend default).")
 TtaOpt = typer.Option(True, "--tta/--no-tta", help="Flip test-time augmentation (swaps left/right labels).")
 DetectOpt = typer.Option(True, "--detect/--no-detect", help="Find faces; --no-detect treats each input as an aligned crop.")

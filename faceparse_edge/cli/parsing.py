@@ -28,7 +28,8 @@ def _stream(parser, source, out_file, json_file, show, **options) -> dict:
     s = run_stream(parser, source, out_file, show=show, measure_flicker=json_file is not None, **options)
     one_face = s["fps_by_faces"].get("1")
     flicker = f"; flicker {s['flicker']}" if s["flicker"] is not None else ""  # measured for --json
-    out.print(f"{s['frames']} frames ({s['bad_frames']} unreadable), detector {s['detector']}, at {s['fps']:.1f} FPS "
+    out.print(f"{s['frames']} frames ({s['bad_frames']} unreadable), {s['backend']} {s['precision']}, detector "
+              f"{s['detector']}, at {s['fps']:.1f} FPS "
               f"end to end" + (f" ({one_face:.1f} on the frames with one face)" if one_face else "") + "; ms/frame: "
               + "  ".join(f"{k} {v:.1f}" for k, v in s["ms"].items()) + f" (model {s['model_fraction']:.0%} of the "
               f"time); faces/frame {s['faces_per_frame']:.2f}{flicker}")
@@ -94,7 +95,8 @@ def image(
     records, errors = parse_images(_parser(model, backend, threads, tta, detect, precision, detector, follow_person),
                                     plan)
     for r in records:
-        out.print(f"{r['input']}: {len(r['faces'])} face(s) ({r['detector']} detector) -> {r['labels']}, {r['overlay']}")
+        out.print(f"{r['input']}: {len(r['faces'])} face(s) ({r['backend']} {r['precision']}, {r['detector']} detector) -> "
+                  f"{r['labels']}, {r['overlay']}")
     write_json(json_file, records)
     if errors:
         raise FaceparseError(f"{len(errors)} of {len(errors) + len(records)} images could not be read (first: {errors[0]})")

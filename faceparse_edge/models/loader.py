@@ -23,7 +23,8 @@ def open_model(model: str | Path | None = None, backend: str = "auto", precision
 
     model: a shipped model's name (`edge`, the default, `edge-hq`, `NAME-int8`) or a file: `.onnx`,
     OpenVINO `.xml`, or torch weights (`.safetensors`, `.pt`; these need torch, the `[train]` extra).
-    backend: `auto` (by file type; a shipped name gives its ONNX model), `onnxruntime`, `openvino`
+    backend: `auto` (by file type; a shipped name gives its OpenVINO IR on x86-64 where OpenVINO is installed,
+    else its ONNX model: `runtime.backends.auto_backend`), `onnxruntime`, `openvino`
     (a shipped name gives its OpenVINO IR) or `torch` (a shipped name gives its torch weights).
     precision: floating-point execution precision, f32 unless OpenVINO is asked for bf16/f16.
     threads: inference threads (0 = the backend's default). device: cpu or cuda (torch only).

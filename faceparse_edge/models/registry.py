@@ -8,6 +8,7 @@ or one of these short names; `NAME-int8` names the INT8 version.
 from pathlib import Path
 
 from ..errors import FaceparseError, NotFoundError
+from ..runtime.backends import auto_backend
 
 MODELS_DIR = Path(__file__).resolve().parent
 MODELS = {
@@ -46,7 +47,8 @@ def resolve_model(value: str | Path | None, runtime: str | None = None) -> Path:
     """The model file a command runs: `value` is a path, a short name, or None (the default model).
 
     runtime None (torch commands): a name gives its torch weights, `NAME-int8` its ONNX Runtime
-    INT8 model; "openvino" gives the OpenVINO IR; any other runtime gives the ONNX model.
+    INT8 model; "openvino" gives the OpenVINO IR, "auto" the file of `auto_backend()`'s backend (OpenVINO
+    on x86-64 where it is installed); any other runtime gives the ONNX model.
     """
     if value is not None and not is_short_name(str(value)):
         path = Path(value)
@@ -58,6 +60,8 @@ def resolve_model(value: str | Path | None, runtime: str | None = None) -> Path:
     folder = model_dir(name.removesuffix(INT8_SUFFIX) if int8 else name)
     if runtime is None and not int8:
         return folder / TORCH_FILE
+    if runtime == "auto":
+        runtime = auto_backend()
     return folder / EXPORT_FILES["openvino" if runtime == "openvino" else "onnxruntime", int8]
 
 

@@ -19,12 +19,12 @@ from ..errors import FaceparseError, InvalidValueError, first_line
 CONFIG_KEY = "faceparse_edge.config"
 PRECISION_KEY = "faceparse_edge.precision"
 READS = {"onnxruntime": (".onnx",), "openvino": (".xml", ".onnx")}  # each backend: the model files it opens
-ARM_MACHINES = ("aarch64", "arm64")  # platform.machine() on 64-bit ARM (Linux, macOS)
 # Floating-point execution precision. f32 is the default on every CPU: OpenVINO would otherwise
 # pick bf16 by itself on CPUs that have it (issue 9 reports a max logit diff of 0.27 against ONNX
 # Runtime on the shipped model there).
 EXECUTION_PRECISIONS = ("f32", "bf16", "f16")
 _CAPABILITY = {"bf16": "BF16", "f16": "FP16"}  # OpenVINO CPU OPTIMIZATION_CAPABILITIES names
+X86_MACHINES = ("x86_64", "amd64")  # platform.machine() on 64-bit x86 (Linux and macOS; Windows)
 
 
 @lru_cache(maxsize=1)
@@ -36,6 +36,23 @@ def openvino_core():
         raise FaceparseError("the OpenVINO backend needs the openvino package: pip install 'faceparse-edge[openvino]' "
                              "(its wheels need glibc 2.35 or newer); --backend onnxruntime runs without it") from None
     return ov.Core()
+
+
+def auto_backend() -> str:
+    """The backend `auto` runs a shipped model on: OpenVINO on x86-64 where it is installed, else ONNX Runtime.
+
+    On x86-64 OpenVINO's model call, compiled for its batch size, is the faster one: on the 2-core AVX-512 EPYC the
+    320 px `edge` under flip TTA (a batch of 2) takes 3.8 ms against ONNX Runtime's 5.8, and the shared video runs
+    at 65 against 61 FPS on one-face frames (`python benchmarks/bench_models.py --backends onnxruntime openvino`).
+    ONNX Runtime is the base install's backend, and ARM's: under emulated SVE OpenVINO disagreed with it
+    (docs/install.md)."""
+    if platform.machine().lower() not in X86_MACHINES:
+        return "onnxruntime"
+    try:
+        openvino_core()
+    except FaceparseError:
+        return "onnxruntime"
+    return "openvino"
 
 
 def openvino_capabilities() -> list[str]:
@@ -199,33 +216,30 @@ class OnnxRuntimeBackend:
 
 
 class OpenVinoBackend:
-    """An OpenVINO model on the CPU. `static_batch` (default: on ARM) compiles one model per batch size in use,
-    reshaped to it first: OpenVINO's ARM CPU plugin cannot compile the ASPP's image-pooling branch under a
-    dynamic batch (`Check 'any_of(scale.size(), OC, 1U)' failed`), while x86 compiles the dynamic model once."""
+    """An OpenVINO model on the CPU, compiled once per batch size in use (reshaped to it first). A fixed shape
+    runs faster than the dynamic batch (the 320 px `edge`, batch 2 as flip TTA runs it: 3.8 against 5.2 ms on the
+    2-core AVX-512 EPYC), and OpenVINO's ARM CPU plugin cannot compile the ASPP's image-pooling branch under a
+    dynamic batch at all (`Check 'any_of(scale.size(), OC, 1U)' failed`)."""
 
     name = "openvino"
 
-    def __init__(self, path: str | Path, threads: int = 0, precision: str = "f32", static_batch: bool | None = None):
+    def __init__(self, path: str | Path, threads: int = 0, precision: str = "f32"):
         self.model = openvino_model(str(path), path)
         self.info = _openvino_model_info(self.model, path)
         _check_input(path, [d.get_length() if d.is_static else -1 for d in self.model.input(0).get_partial_shape()],
                      self.info)
-        self.static_batch = platform.machine().lower() in ARM_MACHINES if static_batch is None else static_batch
         self._compile = lambda model: openvino_compiled(model, threads, precision, path)
-        self._by_batch = {}  # batch size (None: any) -> (compiled model, its output)
+        self._by_batch = {}  # batch size -> (compiled model, its output)
         self.execution_precision = precision
         _check_output(path, self)
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        key = len(batch) if self.static_batch else None
-        if key not in self._by_batch:
-            model = self.model
-            if key is not None:
-                model = self.model.clone()
-                model.reshape({model.input(0): [key, *batch.shape[1:]]})
+        if len(batch) not in self._by_batch:
+            model = self.model.clone()
+            model.reshape({model.input(0): list(batch.shape)})
             compiled = self._compile(model)
-            self._by_batch[key] = compiled, compiled.output(0)
-        compiled, output = self._by_batch[key]
+            self._by_batch[len(batch)] = compiled, compiled.output(0)
+        compiled, output = self._by_batch[len(batch)]
         return compiled(batch)[output]
 
 
