@@ -62,7 +62,7 @@ def main():
           f"Flip TTA on, {args.threads} threads, detector every 5 frames, smoothing 0.9 (the `video` defaults), "
           f"FP32; median of {args.repeats} interleaved runs. Following the person: labels continued past the "
           "faces' views over a person segmenter's mask (`--follow-person`; its ms/frame include the segmenter). "
-          f"Command: `python benchmarks/bench_models.py {' '.join(sys.argv[1:])}`.\n",
+          f"Command: `{' '.join(['python', 'benchmarks/bench_models.py', *sys.argv[1:]])}`.\n",
           markdown_table(("model", "backend", "following the person", "input", "detector", "FPS, all frames",
                           "FPS, frames with one face", "model ms/frame", "following ms/frame", "model share of the time",
                           "runs (FPS)"),

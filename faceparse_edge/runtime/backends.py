@@ -42,8 +42,8 @@ def auto_backend() -> str:
     """The backend `auto` runs a shipped model on: OpenVINO on x86-64 where it is installed, else ONNX Runtime.
 
     On x86-64 OpenVINO's model call, compiled for its batch size, is the faster one: on the 2-core AVX-512 EPYC the
-    320 px `edge` under flip TTA (a batch of 2) takes 3.8 ms against ONNX Runtime's 5.8, and the shared video runs
-    at 65 against 61 FPS on one-face frames (`python benchmarks/bench_models.py --backends onnxruntime openvino`).
+    320 px `edge` under flip TTA (a batch of 2) takes 0.66 of ONNX Runtime's time (benchmarks/bench_model_call.py),
+    and the shared video runs at 66.9 against 63.7 FPS on one-face frames (benchmarks/bench_models.py).
     ONNX Runtime is the base install's backend, and ARM's: under emulated SVE OpenVINO disagreed with it
     (docs/install.md)."""
     if platform.machine().lower() not in X86_MACHINES:
@@ -217,9 +217,9 @@ class OnnxRuntimeBackend:
 
 class OpenVinoBackend:
     """An OpenVINO model on the CPU, compiled once per batch size in use (reshaped to it first). A fixed shape
-    runs faster than the dynamic batch (the 320 px `edge`, batch 2 as flip TTA runs it: 3.8 against 5.2 ms on the
-    2-core AVX-512 EPYC), and OpenVINO's ARM CPU plugin cannot compile the ASPP's image-pooling branch under a
-    dynamic batch at all (`Check 'any_of(scale.size(), OC, 1U)' failed`)."""
+    runs faster than the dynamic batch (the 320 px `edge`, batch 2 as flip TTA runs it: 6% to 27% less time on the
+    2-core AVX-512 EPYC, benchmarks/bench_model_call.py), and OpenVINO's ARM CPU plugin cannot compile the ASPP's
+    image-pooling branch under a dynamic batch at all (`Check 'any_of(scale.size(), OC, 1U)' failed`)."""
 
     name = "openvino"
 
