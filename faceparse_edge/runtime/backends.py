@@ -42,8 +42,9 @@ def auto_backend() -> str:
     """The backend `auto` runs a shipped model on: OpenVINO on x86-64 where it is installed, else ONNX Runtime.
 
     On x86-64 OpenVINO's model call, compiled for its batch size, is the faster one: on the 2-core AVX-512 EPYC the
-    320 px `edge` under flip TTA (a batch of 2) takes 0.66 of ONNX Runtime's time (benchmarks/bench_model_call.py),
-    and the shared video runs at 66.9 against 63.7 FPS on one-face frames (benchmarks/bench_models.py).
+    320 px `edge` under flip TTA (a batch of 2) takes 0.78 of ONNX Runtime's time (benchmarks/bench_model_call.py),
+    and the shared video runs at 61.4 against 57.9 FPS on one-face frames (benchmarks/bench_models.py; 66.9
+    against 63.7 in the run before).
     ONNX Runtime is the base install's backend, and ARM's: under emulated SVE OpenVINO disagreed with it
     (docs/install.md)."""
     if platform.machine().lower() not in X86_MACHINES:
@@ -128,8 +129,10 @@ def onnxruntime_session(model: str | bytes, threads: int, name, spin: bool = Tru
 
     `spin`: ONNX Runtime's worker threads busy-wait between calls by default, which is fastest for
     back-to-back calls (the latency benchmark) but takes the CPU from everything a video pipeline
-    does between model calls; there they sleep (on a 2-core CPU, one-face frames of the shared video:
-    52 FPS spinning, 60 not).
+    does between model calls. Without it they still busy-wait inside a call, between its operators, and
+    stop at its end (`session.force_spinning_stop`). On the 2-core AVX-512 EPYC, one-face frames of the
+    shared video: 73.4 FPS so, 67.6 with the threads sleeping even inside a call, 50.5 spinning between
+    calls (one interleaved run of 5 each; benchmarks/bench_model_call.py times the call alone).
     """
     import onnxruntime as ort
 
@@ -137,7 +140,7 @@ def onnxruntime_session(model: str | bytes, threads: int, name, spin: bool = Tru
     options.intra_op_num_threads = threads
     options.log_severity_level = 3
     if not spin:
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.force_spinning_stop", "1")
     try:
         return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types for bad files
