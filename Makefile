@@ -77,6 +77,7 @@ benchmark: setup
 	$(BIN)/python benchmarks/bench_int8.py --data $(DATA)
 	$(BIN)/python benchmarks/bench_toolkit.py --data $(DATA)
 	$(BIN)/python benchmarks/bench_runtime.py --video $(SHARED)/media/short_hamilton_clip.mp4
+	$(BIN)/python benchmarks/bench_model_call.py
 
 # Newest releases within pyproject's ranges, in throw-away venvs (the main Python's full install, and Python 3.10's
 # runtime install); the lock is rewritten, with markers where 3.10 needs other pins, only if the suites pass.
